@@ -1,5 +1,6 @@
 """ImageNet-S label PNG codec: class id = R + 256 * G; 0 is background, 1000 is ignored."""
 import io
+import os
 
 import numpy as np
 from PIL import Image
@@ -77,3 +78,13 @@ def label_png_size(path: str) -> tuple:
             return image.size[1], image.size[0]
     except (OSError, SyntaxError, ValueError) as error:
         raise LabelFileError(f"{path}: cannot read label PNG header ({error})") from None
+
+
+def is_complete_label_png(path: str, size: tuple) -> bool:
+    """True when `path` exists, decodes fully and is (height, width) = size: resumable stages skip it."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        return read_label_png(path).shape == tuple(size)
+    except LabelFileError:
+        return False

@@ -1,0 +1,7 @@
+"""PASS pixel attention on the pretrained backbone. See `--help` and train_2.sh."""
+import uss  # noqa: F401  (jittor environment defaults)
+from uss.errors import run_cli
+from uss.stages.pixel_attention import main
+
+if __name__ == "__main__":
+    run_cli(main)

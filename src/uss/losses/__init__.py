@@ -1,0 +1,20 @@
+"""PASS losses: Sinkhorn-Knopp, SwAV swapped prediction with queue, deep-to-shallow, pixel-to-pixel; MPI helpers."""
+from uss.losses.pixel import pixel_to_pixel_loss
+from uss.losses.sinkhorn import sinkhorn
+from uss.losses.swav import (
+    EmbeddingQueue,
+    combine_pass_losses,
+    deep_to_shallow_loss,
+    swapped_prediction_loss,
+    swav_codes,
+)
+
+__all__ = [
+    "pixel_to_pixel_loss",
+    "sinkhorn",
+    "EmbeddingQueue",
+    "combine_pass_losses",
+    "deep_to_shallow_loss",
+    "swapped_prediction_loss",
+    "swav_codes",
+]

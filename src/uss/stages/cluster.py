@@ -1,0 +1,157 @@
+"""Clustering: attention-pooled, L2-normalised embeddings of every training image, then k-means.
+
+Embeddings stream into <dump>/embeddings.npy (a memory-mapped float32 N x C file written by
+batches; MPI ranks fill disjoint rows), so memory stays bounded on 1.2 M images. k-means is
+scikit-learn's KMeans with several restarts; above --minibatch-above images it switches to
+MiniBatchKMeans fed from the memory map. Outputs: centroids.npy (K x C), cluster_labels.txt
+(name and cluster id per image) and cluster.json (settings, and NMI / matched accuracy when the
+folder names are classes, as in ImageNet-S and the demo dataset).
+"""
+import argparse
+import json
+import os
+import time
+from typing import List, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from uss import distributed
+from uss.atomic import atomic_open, atomic_write_json, atomic_write_text
+from uss.data import augment, layout
+from uss.data.dataset import BadFileGuard, ImageDataset
+from uss.data.split import ImageNetSSplit
+from uss.training import runner
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="k-means on attention-pooled embeddings of the training images.")
+    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--pretrained", required=True, help="pixel-attention checkpoint")
+    parser.add_argument("--dump-path", required=True, help="output folder (centroids.npy, cluster.json, ...)")
+    parser.add_argument("--num-classes", type=int, default=0, help="k (default: number of dataset categories)")
+    parser.add_argument("--resize", type=int, default=256, help="short side before the centre crop")
+    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--restarts", type=int, default=30, help="k-means restarts (PASS: 30)")
+    parser.add_argument("--iterations", type=int, default=20, help="k-means iterations per restart (PASS: 20)")
+    parser.add_argument("--minibatch-above", type=int, default=200_000,
+                        help="use MiniBatchKMeans when there are more images than this")
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--skip-bad-files", action="store_true")
+    return parser
+
+
+def eval_transform(resize: int, crop: int):
+    """Resize the short side, centre-crop, normalise (the clustering view)."""
+    def transform(image: np.ndarray) -> np.ndarray:
+        return augment.normalize(augment.center_crop(augment.resize_short_side(image, resize), crop))
+    return transform
+
+
+def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.Namespace) -> np.ndarray:
+    """Fill the memory-mapped N x C file at `path` with unit-norm embeddings; returns the map (read-only)."""
+    import jittor as jt
+
+    channels = model.backbone.out_channels[-1]
+    index = {name: i for i, name in enumerate(split.names)}
+    done_marker = path + ".done"
+    if os.path.isfile(done_marker):
+        return np.load(path, mmap_mode="r")
+    if distributed.is_main_process():
+        np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(split), channels)).flush()
+    distributed.barrier()
+    rows = np.load(path, mmap_mode="r+")
+    dataset = ImageDataset(split, eval_transform(args.resize, args.crop), batch_size=args.batch_size,
+                           num_workers=args.workers)
+    guard = BadFileGuard(args.skip_bad_files, stage="cluster")
+    start = time.time()
+    with jt.no_grad():
+        bar = tqdm(dataset, desc="cluster: embeddings", unit="batch", disable=not distributed.is_main_process())
+        for images, names, _, errors in bar:
+            good = guard.check(errors)
+            embedding = model.pooled_embedding(images).numpy()
+            for row, name, ok in zip(embedding, names, good):
+                rows[index[name]] = row if ok else 0.0
+            bar.set_postfix(img_s=f"{(bar.n + 1) * args.batch_size / (time.time() - start):.1f}")
+    rows.flush()
+    guard.report()
+    distributed.barrier()
+    if distributed.is_main_process():
+        atomic_write_text(done_marker, f"{len(split)} embeddings\n")
+    return np.load(path, mmap_mode="r")
+
+
+def kmeans(embeddings: np.ndarray, k: int, restarts: int, iterations: int, seed: int, minibatch_above: int):
+    """(centroids K x C, labels N) from scikit-learn k-means on the (memory-mapped) embeddings."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if len(embeddings) <= minibatch_above:
+        model = KMeans(n_clusters=k, n_init=restarts, max_iter=iterations, random_state=seed)
+        labels = model.fit_predict(np.asarray(embeddings, dtype=np.float32))
+        return model.cluster_centers_.astype(np.float32), labels
+    model = MiniBatchKMeans(n_clusters=k, n_init=restarts, random_state=seed, batch_size=4096)
+    chunk = 65536
+    for _ in range(iterations):
+        for begin in range(0, len(embeddings), chunk):
+            model.partial_fit(np.asarray(embeddings[begin:begin + chunk], dtype=np.float32))
+    labels = np.concatenate([model.predict(np.asarray(embeddings[b:b + chunk], dtype=np.float32))
+                             for b in range(0, len(embeddings), chunk)])
+    return model.cluster_centers_.astype(np.float32), labels
+
+
+def clustering_scores(labels: np.ndarray, classes: np.ndarray, k: int) -> dict:
+    """NMI and Hungarian-matched accuracy of cluster labels against class ids (0-based)."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import normalized_mutual_info_score
+
+    size = max(k, int(classes.max()) + 1)
+    counts = np.zeros((size, size), dtype=np.int64)
+    np.add.at(counts, (labels, classes), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return {"nmi": float(normalized_mutual_info_score(classes, labels)),
+            "accuracy": float(counts[rows, cols].sum() / len(labels))}
+
+
+def run(args: argparse.Namespace) -> str:
+    """Embed, cluster and score; returns the centroids path. Skips what is complete."""
+    from uss.stages.pixel_attention import load_pixel_attention_model
+
+    runner.setup_device()
+    log = runner.StageLog("cluster", args.dump_path)
+    os.makedirs(args.dump_path, exist_ok=True)
+    centroids_path = os.path.join(args.dump_path, "centroids.npy")
+    summary_path = os.path.join(args.dump_path, "cluster.json")
+    if os.path.isfile(centroids_path) and os.path.isfile(summary_path):
+        log.info(f"complete: {centroids_path}")
+        return centroids_path
+    split = ImageNetSSplit(args.data, args.split)
+    categories = layout.load_categories(args.data)
+    k = args.num_classes or len(categories)
+    model = load_pixel_attention_model(args.pretrained)
+    log.info(f"embedding {len(split)} images of {split.image_dir} with {args.pretrained}")
+    embeddings = compute_embeddings(model, split, os.path.join(args.dump_path, "embeddings.npy"), args)
+    if not distributed.is_main_process():
+        return centroids_path
+    start = time.time()
+    centroids, labels = kmeans(embeddings, k, args.restarts, args.iterations, args.seed, args.minibatch_above)
+    summary = {"k": k, "images": len(split), "dim": int(embeddings.shape[1]), "restarts": args.restarts,
+               "iterations": args.iterations, "kmeans_seconds": time.time() - start, "pretrained": args.pretrained}
+    classes = np.array([layout.class_of(name, categories) or 0 for name in split.names]) - 1
+    if (classes >= 0).all():
+        summary.update(clustering_scores(labels, classes, k))
+        log.info(f"k={k}: NMI {summary['nmi']:.3f}, matched accuracy {summary['accuracy']:.3f} "
+                 f"(folder names as classes)")
+    with atomic_open(centroids_path, "wb") as handle:
+        np.save(handle, centroids)
+    atomic_write_text(os.path.join(args.dump_path, "cluster_labels.txt"),
+                      "".join(f"{name} {label}\n" for name, label in zip(split.names, labels)))
+    atomic_write_json(summary_path, summary)
+    log.info(f"wrote {centroids_path} ({k} x {centroids.shape[1]}) in {log.elapsed():.0f}s")
+    return centroids_path
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    run(build_parser().parse_args(argv))

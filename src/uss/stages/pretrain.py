@@ -1,0 +1,198 @@
+"""PASS pretraining: SwAV multi-crop swapped prediction + deep-to-shallow + pixel-to-pixel losses.
+
+Resumes automatically from <dump>/checkpoint.pth.tar (model, optimiser, epochs done, queue); a run
+whose checkpoint already has --epochs epochs is complete and exits at once. All randomness after
+initialisation is derived from (seed, epoch, image), so a resumed run equals an uninterrupted one.
+"""
+import argparse
+import os
+import time
+from typing import List, Optional
+
+import jittor as jt
+import numpy as np
+from tqdm import tqdm
+
+from uss import distributed
+from uss.data.dataset import BadFileGuard
+from uss.data.multicrop import MultiCropDataset
+from uss.data.split import ImageNetSSplit
+from uss.losses import (EmbeddingQueue, combine_pass_losses, deep_to_shallow_loss, pixel_to_pixel_loss,
+                        swapped_prediction_loss, swav_codes)
+from uss.models import build_model
+from uss.training import runner
+from uss.training.schedule import warmup_cosine
+
+
+def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + pixel-to-pixel).") -> argparse.ArgumentParser:
+    """Arguments of the SwAV-style stages (pretraining; pixel attention adds --pretrained)."""
+    parser = argparse.ArgumentParser(description=description)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
+    data.add_argument("--split", default="train")
+    data.add_argument("--nmb-crops", type=int, nargs="+", default=[2, 6])
+    data.add_argument("--size-crops", type=int, nargs="+", default=[224, 96])
+    data.add_argument("--min-scale-crops", type=float, nargs="+", default=[0.14, 0.05])
+    data.add_argument("--max-scale-crops", type=float, nargs="+", default=[1.0, 0.14])
+    data.add_argument("--workers", type=int, default=2, help="loader worker processes per rank")
+    data.add_argument("--skip-bad-files", action="store_true",
+                      help="replace undecodable images by blanks and list them at the end instead of stopping")
+    swav = parser.add_argument_group("SwAV / PASS")
+    swav.add_argument("--arch", default="resnet50", help="resnet18 | resnet34 | resnet50 | resnet101")
+    swav.add_argument("--hidden-mlp", type=int, default=None, help="projection hidden width (default 512 R18, 2048 R50)")
+    swav.add_argument("--feat-dim", type=int, default=128)
+    swav.add_argument("--nmb-prototypes", type=int, default=500)
+    swav.add_argument("--crops-for-assign", type=int, nargs="+", default=[0, 1])
+    swav.add_argument("--temperature", type=float, default=0.1)
+    swav.add_argument("--epsilon", type=float, default=0.05)
+    swav.add_argument("--sinkhorn-iterations", type=int, default=3)
+    swav.add_argument("--queue-length", type=int, default=3840, help="global queue length (0 = no queue)")
+    swav.add_argument("--epoch-queue-starts", type=int, default=15)
+    swav.add_argument("--freeze-prototypes-niters", type=int, default=1000)
+    swav.add_argument("--shallow", type=int, nargs="*", default=[3], help="stages with a deep-to-shallow head")
+    swav.add_argument("--weights", type=float, nargs="+", default=[1.0, 1.0],
+                      help="loss weights: swav, then one per shallow stage")
+    swav.add_argument("--grid-size", type=int, default=7, help="overlap grid for the pixel-to-pixel loss")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int, default=200)
+    optim.add_argument("--batch-size", type=int, default=256, help="global batch size (split across MPI ranks)")
+    optim.add_argument("--base-lr", type=float, default=0.6)
+    optim.add_argument("--final-lr", type=float, default=0.0006)
+    optim.add_argument("--warmup-epochs", type=int, default=0)
+    optim.add_argument("--start-warmup", type=float, default=0.0)
+    optim.add_argument("--wd", type=float, default=1e-6)
+    optim.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--dump-path", required=True, help="folder for the checkpoint and logs")
+    parser.add_argument("--max-iters-per-epoch", type=int, default=0, help="debug: stop each epoch early (0 = full)")
+    return parser
+
+
+def train(args: argparse.Namespace) -> str:
+    """Run (or resume) pretraining; returns the checkpoint path."""
+    runner.seed_everything(args.seed)
+    model = build_model(args.arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
+                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow))
+    return fit_swav("pretrain", args, model, model.parameters(), pass_losses)
+
+
+def pass_losses(args, model, crops, grid_q, grid_k, local_batch, queue):
+    """PASS objective on one multi-crop batch: (total loss, dict of float parts)."""
+    out = model(list(crops), grid_q, grid_k)
+    codes = swav_codes(out.scores, out.embedding, model.prototypes.weight, local_batch, args.crops_for_assign,
+                       queue, args.epsilon, args.sinkhorn_iterations)
+    loss_swav = swapped_prediction_loss(out.scores, codes, local_batch, args.crops_for_assign, args.temperature)
+    loss_d2s = [deep_to_shallow_loss(s, codes, local_batch, args.crops_for_assign, args.temperature)
+                for s in out.shallow_scores]
+    loss_p2p = pixel_to_pixel_loss(out.pixel_projection, out.pixel_prediction)
+    loss = combine_pass_losses(loss_swav, loss_d2s, loss_p2p, args.weights)
+    parts = {"swav": loss_swav.item(), "p2p": loss_p2p.item(),
+             "d2s": float(np.mean([x.item() for x in loss_d2s])) if loss_d2s else 0.0}
+    return loss, parts
+
+
+def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_losses,
+             before_resume=None) -> str:
+    """The SwAV-style training loop shared by pretraining and pixel attention: data, optimiser, schedule,
+    queue, resume and per-epoch checkpoints. `compute_losses(args, model, crops, grid_q, grid_k, local_batch,
+    queue)` returns (loss, parts)."""
+    os.makedirs(args.dump_path, exist_ok=True)
+    log = runner.StageLog(stage, args.dump_path)
+    device = runner.setup_device()
+    world = distributed.world_size()
+
+    split = ImageNetSSplit(args.data, args.split)
+    if args.batch_size % world:
+        raise ValueError(f"--batch-size {args.batch_size} must be divisible by the number of ranks {world}")
+    local_batch = args.batch_size // world
+    dataset = MultiCropDataset(split, args.size_crops, args.nmb_crops, args.min_scale_crops, args.max_scale_crops,
+                               seed=args.seed, grid_size=args.grid_size, batch_size=args.batch_size,
+                               num_workers=args.workers)
+    iters_per_epoch = len(split) // args.batch_size
+    if iters_per_epoch == 0:
+        raise ValueError(f"{split.image_dir}: {len(split)} images is fewer than one batch of {args.batch_size}")
+    if args.max_iters_per_epoch:
+        iters_per_epoch = min(iters_per_epoch, args.max_iters_per_epoch)
+
+    distributed.broadcast_parameters(model)
+    optimizer = jt.optim.SGD(parameters, lr=args.base_lr, momentum=0.9, weight_decay=args.wd)
+    lr_schedule = warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch,
+                                args.warmup_epochs, args.start_warmup)
+
+    start_epoch, _ = runner.resume(args.dump_path, model, optimizer)
+    if start_epoch >= args.epochs:
+        log.info(f"complete: {runner.checkpoint_path(args.dump_path)} has {start_epoch}/{args.epochs} epochs")
+        return runner.checkpoint_path(args.dump_path)
+    queue_length = args.queue_length - args.queue_length % args.batch_size
+    queue: Optional[EmbeddingQueue] = None
+    queue_file = os.path.join(args.dump_path, f"queue_rank{distributed.rank()}.pth.tar")
+    if queue_length > 0 and os.path.isfile(queue_file) and start_epoch > 0:
+        queue = EmbeddingQueue(len(args.crops_for_assign), queue_length // world, args.feat_dim)
+        queue.load_state_dict(runner.load_checkpoint(queue_file))
+    log.info(f"{args.arch} on {len(split)} images of {split.image_dir} ({device}, {world} rank(s), "
+             f"batch {args.batch_size}, {iters_per_epoch} it/epoch), epochs {start_epoch}->{args.epochs}")
+
+    guard = BadFileGuard(skip_bad=args.skip_bad_files, stage=stage)
+    prototype_params = [p for name, p in model.named_parameters() if name.startswith("prototypes")]
+    for epoch in range(start_epoch, args.epochs):
+        if queue is None and queue_length > 0 and epoch >= args.epoch_queue_starts:
+            queue = EmbeddingQueue(len(args.crops_for_assign), queue_length // world, args.feat_dim)
+        dataset.set_epoch(epoch)
+        model.train()
+        stats = run_epoch(stage, args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_per_epoch,
+                          local_batch, queue, prototype_params, compute_losses)
+        runner.save(args.dump_path, epoch + 1, model, optimizer, args)
+        if queue is not None:
+            runner.save_checkpoint(queue_file, queue.state_dict())
+        log.record({"stage": stage, "epoch": epoch + 1, **stats})
+        parts = ", ".join(f"{k} {v:.4f}" for k, v in stats.items() if k in stats["parts"])
+        log.info(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f} ({parts}), "
+                 f"{stats['images_per_s']:.1f} img/s, data wait {100 * stats['data_wait_share']:.0f}%")
+    guard.report()
+    log.info(f"done in {log.elapsed():.0f}s: {runner.checkpoint_path(args.dump_path)}")
+    return runner.checkpoint_path(args.dump_path)
+
+
+def run_epoch(stage, args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_per_epoch, local_batch,
+              queue, prototype_params, compute_losses) -> dict:
+    """One pass over the data; returns mean losses, throughput and the share of time spent waiting for data."""
+    totals: dict = {"loss": 0.0}
+    wait = compute = 0.0
+    steps = 0
+    bar = tqdm(total=iters_per_epoch, desc=f"{stage} epoch {epoch + 1}/{args.epochs}", unit="it",
+               disable=not distributed.is_main_process(), leave=False)
+    tick = time.time()
+    for step, (crops, grid_q, grid_k, errors) in enumerate(dataset):
+        if step >= iters_per_epoch:
+            break
+        guard.check(errors)
+        loaded = time.time()
+        iteration = epoch * iters_per_epoch + step
+        runner.set_lr(optimizer, lr_schedule[iteration])
+        model.prototypes.normalize_prototypes()
+        loss, parts = compute_losses(args, model, crops, grid_q, grid_k, local_batch, queue)
+        # Prototypes stay fixed for the first iterations (SwAV), then train with the rest.
+        frozen = iteration < args.freeze_prototypes_niters
+        for p in prototype_params:
+            p.stop_grad() if frozen else p.start_grad()
+        optimizer.step(loss)
+        for key, value in {"loss": loss.item(), **parts}.items():
+            totals[key] = totals.get(key, 0.0) + value
+        steps += 1
+        done = time.time()
+        wait += loaded - tick
+        compute += done - loaded
+        tick = done
+        bar.update(1)
+        bar.set_postfix(loss=f"{totals['loss'] / steps:.3f}", img_s=f"{steps * args.batch_size / (wait + compute):.1f}")
+    bar.close()
+    for p in prototype_params:
+        p.start_grad()
+    elapsed = max(wait + compute, 1e-9)
+    means = {k: v / max(steps, 1) for k, v in totals.items()}
+    return {**means, "parts": sorted(k for k in means if k != "loss"), "iterations": steps,
+            "images_per_s": steps * args.batch_size / elapsed, "data_wait_share": wait / elapsed,
+            "seconds": elapsed}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    train(build_parser().parse_args(argv))

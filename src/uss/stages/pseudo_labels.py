@@ -1,0 +1,237 @@
+"""Per-pixel pseudo labels from the pixel-attention model and the k-means centroids (PASS).
+
+For an image resized to --short-side: cosine similarity of every (x4-upsampled, L2-normalised)
+pixel feature to every centroid, argmax + 1, nearest-upsampled to the image size; pixels whose
+channel-mean attention (bilinearly upsampled) is below the background threshold become 0.
+
+Two modes:
+  sweep    on a split with ground truth (validation): evaluate the labels for a range of thresholds
+           with the project's evaluator (Hungarian match per threshold), write threshold_curve.json,
+           threshold_curve.png and threshold.json (the chosen threshold), which later stages read.
+  generate one label PNG per image of a split (train), atomically and resumably, shardable across
+           MPI ranks or with --shard i/n. The threshold is --threshold if given, else threshold.json.
+"""
+import argparse
+import json
+import os
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from uss import distributed
+from uss.atomic import atomic_write_json
+from uss.data import augment, layout
+from uss.data.image_io import ImageFileError
+from uss.data.label_png import is_complete_label_png, write_label_png
+from uss.data.split import ImageNetSSplit
+from uss.errors import InputError
+from uss.evaluation.evaluator import match_from_stats
+from uss.evaluation.metrics import MetricAccumulator, image_stats
+from uss.plots import line_chart, save_png
+from uss.training import runner
+
+THRESHOLD_FILE = "threshold.json"
+
+
+def load_threshold(path: str) -> float:
+    """The chosen background threshold stored by a sweep (a float in [0, 1], never truncated)."""
+    try:
+        with open(path) as handle:
+            value = json.load(handle)["threshold"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: threshold file not found; run the sweep first (train_2.sh) or pass --threshold")
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a threshold file ({error})") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise InputError(f"{path}: threshold must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def resolve_threshold(explicit: Optional[float], threshold_file: str) -> Tuple[float, str]:
+    """(threshold, where it came from): an explicit value wins over the sweep's file."""
+    if explicit is not None:
+        return float(explicit), "--threshold"
+    return load_threshold(threshold_file), threshold_file
+
+
+def load_centroids(path: str) -> np.ndarray:
+    try:
+        centroids = np.load(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read centroids ({error})") from None
+    if centroids.ndim != 2:
+        raise InputError(f"{path}: centroids must be a K x C matrix, got shape {centroids.shape}")
+    return centroids.astype(np.float32)
+
+
+class PixelLabeler:
+    """Class map (1..K) and channel-mean attention at the image's size, for any threshold."""
+
+    def __init__(self, model, centroids: np.ndarray, short_side: int = 256):
+        import jittor as jt
+
+        self.model = model
+        norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+        self.centroids = jt.array(centroids / np.maximum(norms, 1e-12))
+        self.short_side = short_side
+        channels = model.backbone.out_channels[-1]
+        if centroids.shape[1] != channels:
+            raise InputError(f"centroids have {centroids.shape[1]} channels but the model has {channels}: "
+                             f"were they computed with this checkpoint?")
+
+    def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(class ids HxW int32 in 1..K, attention HxW float32) for an RGB uint8 image."""
+        import jittor as jt
+
+        height, width = image.shape[:2]
+        x = jt.array(augment.normalize(augment.resize_short_side(image, self.short_side))[None])
+        with jt.no_grad():
+            feats, attention = self.model.attention_map(x)
+            _, channels, h, w = feats.shape
+            flat = feats.reshape(channels, h * w).transpose(1, 0)
+            cosine = jt.matmul(flat, self.centroids.transpose(1, 0))
+            classes = (jt.argmax(cosine, dim=1)[0] + 1).reshape(h, w).numpy().astype(np.int32)
+            attention = attention[0, 0].numpy().astype(np.float32)
+        classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
+        attention = cv2.resize(attention, (width, height), interpolation=cv2.INTER_LINEAR)
+        return classes, attention
+
+
+def apply_threshold(classes: np.ndarray, attention: np.ndarray, threshold: float) -> np.ndarray:
+    """Background (0) where the attention is below the threshold."""
+    return np.where(attention < threshold, 0, classes).astype(np.int32)
+
+
+def parse_range(text: str) -> List[float]:
+    """'0:0.9:0.025' -> [0, 0.025, ..., 0.9]; or a comma list '0.2,0.3'."""
+    if ":" in text:
+        low, high, step = (float(v) for v in text.split(":"))
+        return [round(v, 6) for v in np.arange(low, high + step / 2, step)]
+    return [float(v) for v in text.split(",")]
+
+
+def sweep(labeler, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
+          out_dir: str, label_source: str = "per-pixel") -> Dict[str, object]:
+    """Evaluate thresholded labels on a split with ground truth; write the curve and the chosen threshold."""
+    if not split.has_segmentation:
+        raise InputError(f"the sweep needs ground truth: {split.segmentation_dir} not found")
+    stats: List[list] = [[] for _ in thresholds]
+    start = time.time()
+    bar = tqdm(range(len(split)), desc=f"sweep ({label_source}) on {split.split}", unit="img")
+    for index in bar:
+        item = split.load(index)
+        gt = split.load_label(index)
+        classes, attention = labeler(item.image)
+        for slot, threshold in enumerate(thresholds):
+            stats[slot].append(image_stats(gt, apply_threshold(classes, attention, threshold)))
+        bar.set_postfix(img_s=f"{(index + 1) / (time.time() - start):.1f}")
+    curve = []
+    for threshold, per_image in zip(thresholds, stats):
+        match = match_from_stats(per_image, num_classes)
+        accumulator = MetricAccumulator(num_classes)
+        for s in per_image:
+            accumulator.add(s, match)
+        result = accumulator.result()
+        curve.append({"threshold": threshold, "mIoU": result["mIoU"], "FMeasure": result["FMeasure"],
+                      "Acc": result["Acc"]})
+    best = max(curve, key=lambda point: point["mIoU"])
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_json(os.path.join(out_dir, "threshold_curve.json"),
+                      {"split": split.split, "labels": label_source, "curve": curve})
+    chart = line_chart([p["threshold"] for p in curve], {"mIoU": [p["mIoU"] for p in curve],
+                                                         "F-measure": [p["FMeasure"] for p in curve]},
+                       f"{label_source} pseudo labels on {split.split}: best {best['threshold']:.3f} "
+                       f"(mIoU {100 * best['mIoU']:.1f})", "background threshold", "score", best["threshold"])
+    save_png(os.path.join(out_dir, "threshold_curve.png"), chart)
+    chosen = {"threshold": float(best["threshold"]), "mIoU": best["mIoU"], "split": split.split,
+              "labels": label_source, "images": len(split)}
+    atomic_write_json(os.path.join(out_dir, THRESHOLD_FILE), chosen)
+    return chosen
+
+
+def generate(label_fn, split: ImageNetSSplit, out_dir: str, desc: str) -> Dict[str, int]:
+    """Write one label PNG per image of `split` (already sharded) with label_fn(image) -> HxW ids.
+    Finished files (decodable, right size) are skipped; anything else is (re)written atomically."""
+    from uss.data.image_io import image_size
+
+    counts = {"written": 0, "skipped": 0, "failed": 0}
+    failures = []
+    start = time.time()
+    bar = tqdm(range(len(split)), desc=desc, unit="img", disable=not distributed.is_main_process())
+    for index in bar:
+        name = split.names[index]
+        target = os.path.join(out_dir, layout.label_name(name))
+        try:
+            if is_complete_label_png(target, image_size(split.image_path(name))):
+                counts["skipped"] += 1
+                continue
+            item = split.load(index)
+        except ImageFileError as error:
+            counts["failed"] += 1
+            failures.append(str(error))
+            continue
+        write_label_png(target, label_fn(item.image))
+        counts["written"] += 1
+        bar.set_postfix(img_s=f"{counts['written'] / (time.time() - start):.1f}")
+    for message in failures:
+        runner.warn(f"{desc}: could not label {message}")
+    return counts
+
+
+def shard_of(split: ImageNetSSplit, shard: Optional[str]) -> ImageNetSSplit:
+    """This process's part: --shard i/n, else the MPI rank's, else everything."""
+    if shard:
+        try:
+            index, count = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise InputError(f"--shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+        return split.shard(index, count)
+    return split.shard(distributed.rank(), distributed.world_size())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="PASS per-pixel pseudo labels: threshold sweep and generation.")
+    parser.add_argument("mode", choices=["sweep", "generate"])
+    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
+    parser.add_argument("--split", default=None, help="default: validation for sweep, train for generate")
+    parser.add_argument("--pretrained", required=True, help="pixel-attention checkpoint")
+    parser.add_argument("--cluster-dir", required=True, help="folder with centroids.npy (and threshold.json)")
+    parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="generate: background threshold (default: the sweep's <cluster-dir>/threshold.json)")
+    parser.add_argument("--thresholds", default="0:0.9:0.025", help="sweep: 'low:high:step' or a comma list")
+    parser.add_argument("--short-side", type=int, default=256)
+    parser.add_argument("--out", default=None, help="generate: label folder; sweep: default <cluster-dir>")
+    parser.add_argument("--shard", default=None, help="generate: do only part i of n (i/n)")
+    return parser
+
+
+def run(args: argparse.Namespace):
+    from uss.stages.pixel_attention import load_pixel_attention_model
+
+    runner.setup_device()
+    split = ImageNetSSplit(args.data, args.split or ("validation" if args.mode == "sweep" else "train"))
+    centroids = load_centroids(args.centroids or os.path.join(args.cluster_dir, "centroids.npy"))
+    labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side)
+    log = runner.StageLog(f"pseudo labels {args.mode}", args.cluster_dir)
+    if args.mode == "sweep":
+        chosen = sweep(labeler, split, parse_range(args.thresholds), len(centroids), args.out or args.cluster_dir)
+        log.info(f"chosen threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
+                 f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
+        return chosen
+    if not args.out:
+        raise InputError("generate needs --out (the pseudo-label folder)")
+    threshold, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE))
+    log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f} (from {source})")
+    part = shard_of(split, args.shard)
+    counts = generate(lambda image: apply_threshold(*labeler(image), threshold), part, args.out,
+                      f"pseudo labels ({split.split})")
+    log.info(f"{counts['written']} written, {counts['skipped']} already done, {counts['failed']} failed -> {args.out}")
+    return counts
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    run(build_parser().parse_args(argv))

@@ -1,0 +1,1 @@
+"""Shared pieces of the training stages: checkpoints, schedules, distributed helpers, logging."""

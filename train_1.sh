@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Stage 1: PASS pretraining of ResNet-18 and ResNet-50 (SwAV multi-crop + deep-to-shallow + pixel-to-pixel).
+#   bash train_1.sh                                   demo settings on the embedded dataset (data/toy)
+#   DATA=/path/to/ImageNetS50 bash train_1.sh         paper settings (PASS, ImageNet-S50)
+#   DATA=... NGPU=8 bash train_1.sh                   the same under mpirun -np 8
+# Rerunning continues an interrupted run; a finished stage is skipped.
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+# ---- hyperparameters (all of them) ----------------------------------------------------------
+if [ "$PRESET" = demo ]; then
+  COMMON=(--nmb-crops 2 4 --size-crops 96 48 --min-scale-crops 0.3 0.1 --max-scale-crops 1 0.3
+          --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 20 --epsilon 0.05
+          --batch-size 32 --base-lr 0.3 --final-lr 0.003 --warmup-epochs 1 --wd 1e-6 --workers 2 --seed 31)
+  R18=(--epochs 15 --hidden-mlp 512)
+  R50=(--epochs 3 --hidden-mlp 512)
+else
+  # PASS, ImageNet-S50 (its Jittor scripts): 4 x 64 images per step, 200 epochs.
+  COMMON=(--nmb-crops 2 6 --size-crops 224 96 --min-scale-crops 0.14 0.05 --max-scale-crops 1 0.14
+          --crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
+          --nmb-prototypes 500 --queue-length 2048 --epoch-queue-starts 15 --freeze-prototypes-niters 1001
+          --batch-size 256 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 10
+          --seed 31 --shallow 3 --weights 1 1)
+  R18=(--epochs 200 --hidden-mlp 512)
+  R50=(--epochs 200 --hidden-mlp 2048)
+fi
+# ----------------------------------------------------------------------------------------------
+
+stage "pretrain ResNet-18 [$PRESET] -> $RUNS/r18/pretrain"
+launch main_pretrain.py --data "$DATA" --arch resnet18 --dump-path "$RUNS/r18/pretrain" "${COMMON[@]}" "${R18[@]}"
+stage "pretrain ResNet-50 [$PRESET] -> $RUNS/r50/pretrain"
+launch main_pretrain.py --data "$DATA" --arch resnet50 --dump-path "$RUNS/r50/pretrain" "${COMMON[@]}" "${R50[@]}"

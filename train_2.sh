@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Stage 2: pixel attention, k-means clustering and the background-threshold sweep, for ResNet-18 and
+# ResNet-50; ends by printing the chosen thresholds (written to $RUNS/<arch>/cluster/threshold.json,
+# which the pseudo-label stages read by default). Needs train_1.sh. Same DATA / NGPU / RUNS as train_1.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+# ---- hyperparameters (all of them) ----------------------------------------------------------
+if [ "$PRESET" = demo ]; then
+  ATTENTION=(--nmb-crops 2 --size-crops 96 --min-scale-crops 0.2 --max-scale-crops 1
+             --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 0 --batch-size 32
+             --base-lr 1.0 --final-lr 0.001 --wd 1e-6 --workers 2 --seed 31)
+  R18=(--epochs 4 --hidden-mlp 512)
+  R50=(--epochs 2 --hidden-mlp 512)
+  CLUSTER=(--resize 96 --crop 96 --batch-size 32 --restarts 10 --iterations 50 --workers 2)
+  SWEEP=(--short-side 96 --thresholds 0:0.9:0.02)
+else
+  # PASS, ImageNet-S50: 2 crops of 224, queue from epoch 0, lr 6.0, 20 epochs; k-means on Resize 256 /
+  # CenterCrop 224 embeddings; labels at short side 256; thresholds swept over 0.20..0.80.
+  ATTENTION=(--nmb-crops 2 --size-crops 224 --min-scale-crops 0.08 --max-scale-crops 1
+             --crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
+             --nmb-prototypes 500 --queue-length 3840 --epoch-queue-starts 0 --freeze-prototypes-niters 0
+             --batch-size 256 --base-lr 6.0 --final-lr 0.0006 --wd 1e-6 --workers 10 --seed 31)
+  R18=(--epochs 20 --hidden-mlp 512)
+  R50=(--epochs 20 --hidden-mlp 2048)
+  CLUSTER=(--resize 256 --crop 224 --batch-size 128 --restarts 30 --iterations 20 --workers 10)
+  SWEEP=(--short-side 256 --thresholds 0.20:0.80:0.01)
+fi
+# ----------------------------------------------------------------------------------------------
+
+for arch in r18 r50; do
+  if [ $arch = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
+  dir=$RUNS/$arch
+  stage "pixel attention $net [$PRESET] -> $dir/pixel_attention"
+  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "$dir/pretrain/checkpoint.pth.tar" \
+      --dump-path "$dir/pixel_attention" "${ATTENTION[@]}" "${extra[@]}"
+  stage "cluster $net -> $dir/cluster"
+  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+      --dump-path "$dir/cluster" "${CLUSTER[@]}"
+  stage "background-threshold sweep $net on validation -> $dir/cluster/threshold.json"
+  if [ -f "$dir/cluster/threshold.json" ]; then
+    echo "complete: $dir/cluster/threshold.json"
+  else
+    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+        --cluster-dir "$dir/cluster" "${SWEEP[@]}"
+  fi
+done
+
+stage "chosen background thresholds"
+for arch in r18 r50; do
+  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: threshold {d['threshold']:.3f}, validation mIoU {100*d['mIoU']:.2f} (per-pixel labels)\")" \
+      "$RUNS/$arch/cluster/threshold.json" "$arch"
+done
