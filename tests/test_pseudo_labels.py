@@ -109,10 +109,16 @@ def test_bad_threshold_files_are_clear_errors(tmp_path):
 
 
 def test_sweep_writes_curve_and_choice(setup, tmp_path):
-    from uss.stages.pseudo_labels import sweep
+    from uss.stages.pseudo_labels import apply_threshold, sweep
 
     split = ImageNetSSplit(setup["data"], "validation")
-    chosen = sweep(labeler_for(setup), split, [0.0, 0.5, 1.0], 3, str(tmp_path))
+    labeler = labeler_for(setup)
+
+    def prepare(image):
+        classes, attention = labeler(image)
+        return lambda threshold: apply_threshold(classes, attention, threshold)
+
+    chosen = sweep(prepare, split, [0.0, 0.5, 1.0], 3, str(tmp_path))
     curve = json.load(open(tmp_path / "threshold_curve.json"))["curve"]
     assert [p["threshold"] for p in curve] == [0.0, 0.5, 1.0]
     assert chosen["mIoU"] == max(p["mIoU"] for p in curve)

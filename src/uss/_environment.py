@@ -22,6 +22,9 @@ def configure_environment() -> None:
     # With a CUDA toolkit installed but no usable GPU, jittor's import fails unless nvcc is hidden.
     if "nvcc_path" not in os.environ and not gpu_usable():
         os.environ["nvcc_path"] = ""
+    # Jittor names its compile cache after the current git branch; one cache for all branches avoids
+    # recompiling the core (~2 minutes) whenever the checkout's branch changes.
+    os.environ.setdefault("cache_name", "default")
     # Jittor's info lines (compiler paths, cache dirs) go to a file; warnings and errors still print.
     if "log_file" not in os.environ and "log_v" not in os.environ:
         cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))

@@ -36,3 +36,14 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def remove_stale_temp_files(folder: str) -> int:
+    """Delete the temporary files that interrupted atomic writes left under `folder`; returns how many."""
+    removed = 0
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+    return removed

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import time
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -22,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from uss import distributed
-from uss.atomic import atomic_write_json
+from uss.atomic import atomic_write_json, remove_stale_temp_files
 from uss.data import augment, layout
 from uss.data.image_io import ImageFileError
 from uss.data.label_png import is_complete_label_png, write_label_png
@@ -82,19 +83,34 @@ class PixelLabeler:
             raise InputError(f"centroids have {centroids.shape[1]} channels but the model has {channels}: "
                              f"were they computed with this checkpoint?")
 
+    def features(self, image: np.ndarray):
+        """(L2-normalised features C x h x w, channel-mean attention h x w) as jittor Vars, at the model's
+        x4-upsampled resolution of the image resized to the short side."""
+        import jittor as jt
+
+        x = jt.array(augment.normalize(augment.resize_short_side(image, self.short_side))[None])
+        with jt.no_grad():
+            feats, attention = self.model.attention_map(x)
+        return feats[0], attention[0, 0]
+
+    def classify(self, vectors):
+        """Centroid id + 1 (1..K) of each row of an N x C jittor Var, by cosine similarity."""
+        import jittor as jt
+
+        vectors = jt.normalize(vectors, p=2, dim=1)
+        return jt.argmax(jt.matmul(vectors, self.centroids.transpose(1, 0)), dim=1)[0] + 1
+
     def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(class ids HxW int32 in 1..K, attention HxW float32) for an RGB uint8 image."""
         import jittor as jt
 
         height, width = image.shape[:2]
-        x = jt.array(augment.normalize(augment.resize_short_side(image, self.short_side))[None])
         with jt.no_grad():
-            feats, attention = self.model.attention_map(x)
-            _, channels, h, w = feats.shape
-            flat = feats.reshape(channels, h * w).transpose(1, 0)
-            cosine = jt.matmul(flat, self.centroids.transpose(1, 0))
-            classes = (jt.argmax(cosine, dim=1)[0] + 1).reshape(h, w).numpy().astype(np.int32)
-            attention = attention[0, 0].numpy().astype(np.float32)
+            feats, attention = self.features(image)
+            channels, h, w = feats.shape
+            classes = self.classify(feats.reshape(channels, h * w).transpose(1, 0))
+            classes = classes.reshape(h, w).numpy().astype(np.int32)
+            attention = attention.numpy().astype(np.float32)
         classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
         attention = cv2.resize(attention, (width, height), interpolation=cv2.INTER_LINEAR)
         return classes, attention
@@ -113,20 +129,20 @@ def parse_range(text: str) -> List[float]:
     return [float(v) for v in text.split(",")]
 
 
-def sweep(labeler, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
+def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
           out_dir: str, label_source: str = "per-pixel") -> Dict[str, object]:
-    """Evaluate thresholded labels on a split with ground truth; write the curve and the chosen threshold."""
+    """Evaluate thresholded labels on a split with ground truth; write the curve and the chosen threshold.
+    `prepare(image)` does the expensive work once per image and returns `label_at(threshold) -> HxW ids`."""
     if not split.has_segmentation:
         raise InputError(f"the sweep needs ground truth: {split.segmentation_dir} not found")
     stats: List[list] = [[] for _ in thresholds]
     start = time.time()
     bar = tqdm(range(len(split)), desc=f"sweep ({label_source}) on {split.split}", unit="img")
     for index in bar:
-        item = split.load(index)
+        label_at = prepare(split.load(index).image)
         gt = split.load_label(index)
-        classes, attention = labeler(item.image)
         for slot, threshold in enumerate(thresholds):
-            stats[slot].append(image_stats(gt, apply_threshold(classes, attention, threshold)))
+            stats[slot].append(image_stats(gt, label_at(threshold)))
         bar.set_postfix(img_s=f"{(index + 1) / (time.time() - start):.1f}")
     curve = []
     for threshold, per_image in zip(thresholds, stats):
@@ -159,6 +175,8 @@ def generate(label_fn, split: ImageNetSSplit, out_dir: str, desc: str) -> Dict[s
 
     counts = {"written": 0, "skipped": 0, "failed": 0}
     failures = []
+    if distributed.world_size() == 1:  # with several ranks, another rank's write may be in flight
+        remove_stale_temp_files(out_dir)
     start = time.time()
     bar = tqdm(range(len(split)), desc=desc, unit="img", disable=not distributed.is_main_process())
     for index in bar:
@@ -218,7 +236,8 @@ def run(args: argparse.Namespace):
     labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side)
     log = runner.StageLog(f"pseudo labels {args.mode}", args.cluster_dir)
     if args.mode == "sweep":
-        chosen = sweep(labeler, split, parse_range(args.thresholds), len(centroids), args.out or args.cluster_dir)
+        chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, parse_range(args.thresholds),
+                       len(centroids), args.out or args.cluster_dir)
         log.info(f"chosen threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
         return chosen
