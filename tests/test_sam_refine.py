@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import kill_after_files
 from uss.data.label_png import read_label_png
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
@@ -119,29 +120,6 @@ def test_missing_sam_checkpoint_is_a_clear_error(setup, tmp_path):
     with pytest.raises(InputError, match="absent.pth"):
         main(["sweep", "--data", setup["data"], "--pretrained", setup["ckpt"], "--cluster-dir", setup["cluster"],
               "--sweep-dir", str(tmp_path), "--proposer", "sam", "--sam-checkpoint", str(tmp_path / "absent.pth")])
-
-
-# Runs in a separate interpreter without jittor: jittor's SIGCHLD handler ends any process whose child
-# dies by a signal, so the test process itself must not be the one that SIGKILLs the run.
-KILL_AFTER_FILES = """
-import os, signal, subprocess, sys, time
-out, needed, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-deadline = time.time() + 240
-while time.time() < deadline and process.poll() is None:
-    if os.path.isdir(out) and sum(len(f) for _, _, f in os.walk(out)) >= needed:
-        process.send_signal(signal.SIGKILL)
-        break
-    time.sleep(0.02)
-print(process.wait())
-"""
-
-
-def kill_after_files(command, out, needed):
-    """Start `command`, SIGKILL it once `out` holds `needed` files; returns its exit status."""
-    done = subprocess.run([sys.executable, "-c", KILL_AFTER_FILES, str(out), str(needed), *command],
-                          check=True, capture_output=True, text=True)
-    return int(done.stdout.strip())
 
 
 def test_killed_run_resumes_to_identical_files(setup, tmp_path):

@@ -59,3 +59,21 @@ def line_chart(xs: Sequence[float], series: dict, title: str, xlabel: str, ylabe
 def save_png(path: str, canvas: np.ndarray) -> None:
     """Write an RGB uint8 image as PNG, atomically."""
     atomic_write_bytes(path, _encode_png(canvas))
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, size=(640, 420)) -> np.ndarray:
+    """RGB image of horizontal bars (values in [0, 1]) with their labels and percentages."""
+    width, height = size
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(canvas, title, (10, 24), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    top, left, right = 40, 150, 60
+    row = max(8, (height - top - 10) // max(1, len(values)))
+    for index, (label, value) in enumerate(zip(labels, values)):
+        y = top + index * row
+        length = int(round(max(0.0, min(1.0, value or 0.0)) * (width - left - right)))
+        cv2.rectangle(canvas, (left, y + 2), (left + length, y + row - 2), (31, 119, 180), -1)
+        cv2.putText(canvas, str(label)[:20], (6, y + row - 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        text = "-" if value is None else f"{100 * value:.1f}"
+        cv2.putText(canvas, text, (left + length + 4, y + row - 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas

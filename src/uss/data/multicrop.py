@@ -7,34 +7,13 @@ sees, independently of loader workers and MPI ranks.
 from typing import List, Sequence, Tuple
 
 import numpy as np
-from jittor.dataset import Dataset
 
 from uss.data import augment
+from uss.data.epochs import EpochDataset
 from uss.data.image_io import ImageFileError, load_rgb
 from uss.data.split import ImageNetSSplit
 
 Rect = Tuple[int, int, int, int]
-
-
-class EpochSampler:
-    """A permutation of range(size) fixed by (seed, epoch); indices carry the epoch as epoch * size + i."""
-
-    def __init__(self, size: int, seed: int, shuffle: bool = True):
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.size)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-
-    def __iter__(self):
-        return iter((self.epoch * self.size + self.order()).tolist())
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def overlap_grids(rect_q: Rect, flip_q: bool, rect_k: Rect, flip_k: bool,
@@ -62,12 +41,13 @@ def overlap_grids(rect_q: Rect, flip_q: bool, rect_k: Rect, flip_k: bool,
     return grids[0], grids[1]
 
 
-class MultiCropDataset(Dataset):
+class MultiCropDataset(EpochDataset):
     """Items: (list of crops as float32 3xSxS, grid of view 0, grid of view 1, error message or "")."""
 
     def __init__(self, split: ImageNetSSplit, size_crops: Sequence[int], nmb_crops: Sequence[int],
                  min_scale_crops: Sequence[float], max_scale_crops: Sequence[float], seed: int = 0,
-                 grid_size: int = 7, batch_size: int = 32, num_workers: int = 0):
+                 grid_size: int = 7, batch_size: int = 32, num_workers: int = 0, blur_sigma: float = 2.0,
+                 color_strength: float = 1.0):
         super().__init__(batch_size=batch_size, shuffle=False, drop_last=True, num_workers=num_workers)
         if not (len(size_crops) == len(nmb_crops) == len(min_scale_crops) == len(max_scale_crops)):
             raise ValueError("size_crops, nmb_crops, min_scale_crops and max_scale_crops must have equal lengths")
@@ -78,11 +58,8 @@ class MultiCropDataset(Dataset):
         for size, count, low, high in zip(size_crops, nmb_crops, min_scale_crops, max_scale_crops):
             self.specs += [(int(size), (float(low), float(high)))] * int(count)
         self.grid_size = grid_size
-        self.sampler = EpochSampler(len(split), seed)
-        self.set_attrs(total_len=len(split))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+        self.blur_sigma, self.color_strength = blur_sigma, color_strength
+        self.use_epoch_sampler(len(split), seed)
 
     def make_views(self, image: np.ndarray, rng: np.random.Generator):
         """All crops of one image, plus the overlap grids of the first two."""
@@ -90,14 +67,15 @@ class MultiCropDataset(Dataset):
         for size, scale in self.specs:
             crop, rect = augment.random_resized_crop(image, size, scale, rng)
             crop, flipped = augment.random_flip(crop, rng)
-            crop = augment.random_blur(augment.color_distortion(crop, rng), rng)
+            crop = augment.color_distortion(crop, rng, self.color_strength)
+            crop = augment.random_blur(crop, rng, sigma=(0.1, self.blur_sigma))
             crops.append(augment.normalize(crop))
             geometry.append((rect, flipped))
         grid_q, grid_k = overlap_grids(*geometry[0], *geometry[1], size=self.grid_size)
         return crops, grid_q, grid_k
 
     def __getitem__(self, index: int):
-        epoch, image_index = divmod(int(index), len(self.split))
+        epoch, image_index = self.split_index(index)
         rng = np.random.default_rng([self.sampler.seed, epoch, image_index])
         try:
             image, error = load_rgb(self.split.image_path(self.split.names[image_index])), ""

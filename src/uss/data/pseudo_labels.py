@@ -17,14 +17,13 @@ import os
 from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
-from jittor.dataset import Dataset
 from PIL import Image
 
 from uss.data import augment, layout
 from uss.data.dataset import PLACEHOLDER
 from uss.data.image_io import ImageFileError, load_rgb
 from uss.data.label_png import IGNORE, LabelFileError, read_label_png
-from uss.data.multicrop import EpochSampler
+from uss.data.epochs import EpochDataset
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 
@@ -136,7 +135,7 @@ def max_class_id(label: np.ndarray) -> int:
     return int(valid.max()) if valid.size else -1
 
 
-class PseudoLabelDataset(Dataset):
+class PseudoLabelDataset(EpochDataset):
     """Items: (image float32 3xSxS, label int32 sxs, name, largest class id in the label, error message or "").
 
     An image or label file that cannot be decoded becomes a blank image with an all-ignored label and
@@ -157,11 +156,7 @@ class PseudoLabelDataset(Dataset):
         self.crop_size = int(crop_size)
         self.scale = (float(scale[0]), float(scale[1]))
         self.label_scale = float(label_scale)
-        self.sampler = EpochSampler(len(split), seed, shuffle)
-        self.set_attrs(total_len=len(split))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
+        self.use_epoch_sampler(len(split), seed, shuffle)
 
     def load_pair(self, image_index: int) -> Tuple[np.ndarray, np.ndarray, str]:
         """(image, label resized to the image, error message or "") of one image of the split."""
@@ -174,7 +169,7 @@ class PseudoLabelDataset(Dataset):
         return image, resize_nearest(label, image.shape[0], image.shape[1]), ""
 
     def __getitem__(self, index: int):
-        epoch, image_index = divmod(int(index), len(self.split))
+        epoch, image_index = self.split_index(index)
         rng = np.random.default_rng([self.sampler.seed, epoch, image_index])
         image, label, error = self.load_pair(image_index)
         top = max_class_id(label)

@@ -34,6 +34,9 @@ def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + 
     data.add_argument("--size-crops", type=int, nargs="+", default=[224, 96])
     data.add_argument("--min-scale-crops", type=float, nargs="+", default=[0.14, 0.05])
     data.add_argument("--max-scale-crops", type=float, nargs="+", default=[1.0, 0.14])
+    data.add_argument("--blur-sigma", type=float, default=2.0,
+                      help="largest Gaussian-blur sigma in pixels (SwAV: 2.0 at 224 px; scale it with the crop size)")
+    data.add_argument("--color-strength", type=float, default=1.0, help="colour-jitter strength (SwAV: 1.0)")
     data.add_argument("--workers", type=int, default=2, help="loader worker processes per rank")
     data.add_argument("--skip-bad-files", action="store_true",
                       help="replace undecodable images by blanks and list them at the end instead of stopping")
@@ -106,13 +109,17 @@ def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_lo
     local_batch = args.batch_size // world
     dataset = MultiCropDataset(split, args.size_crops, args.nmb_crops, args.min_scale_crops, args.max_scale_crops,
                                seed=args.seed, grid_size=args.grid_size, batch_size=args.batch_size,
-                               num_workers=args.workers)
+                               num_workers=args.workers, blur_sigma=args.blur_sigma,
+                               color_strength=args.color_strength)
     iters_per_epoch = len(split) // args.batch_size
     if iters_per_epoch == 0:
         raise ValueError(f"{split.image_dir}: {len(split)} images is fewer than one batch of {args.batch_size}")
     if args.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, args.max_iters_per_epoch)
 
+    # Draw the initial weights before the broadcast joins the graph: jittor's random init is lazy and draws in
+    # execution order, so an MPI run would otherwise start from other weights than a one-process run.
+    jt.sync(model.parameters())
     distributed.broadcast_parameters(model)
     optimizer = jt.optim.SGD(parameters, lr=args.base_lr, momentum=0.9, weight_decay=args.wd)
     lr_schedule = warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch,
@@ -152,6 +159,15 @@ def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_lo
     return runner.checkpoint_path(args.dump_path)
 
 
+def _set_trainable(params, trainable: bool) -> None:
+    """start_grad() / stop_grad() the parameters whose state differs (start_grad detaches: call it only on a change)."""
+    for p in params:
+        if trainable and p.is_stop_grad():
+            p.start_grad()
+        elif not trainable and not p.is_stop_grad():
+            p.stop_grad()
+
+
 def run_epoch(stage, args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_per_epoch, local_batch,
               queue, prototype_params, compute_losses) -> dict:
     """One pass over the data; returns mean losses, throughput and the share of time spent waiting for data."""
@@ -168,12 +184,15 @@ def run_epoch(stage, args, model, optimizer, dataset, guard, lr_schedule, epoch,
         loaded = time.time()
         iteration = epoch * iters_per_epoch + step
         runner.set_lr(optimizer, lr_schedule[iteration])
+        # Prototypes stay fixed for the first iterations (SwAV), then train with the rest. Set this before the
+        # forward pass and only on a change: jittor's start_grad() swaps in a detached copy of the variable, so
+        # after the forward (or on every step) the graph keeps the old one and the prototypes get no gradient.
+        _set_trainable(prototype_params, iteration >= args.freeze_prototypes_niters)
         model.prototypes.normalize_prototypes()
+        # Evaluate the normalised prototypes now: left lazy, jittor fuses the normalisation into the forward
+        # differently after a resume than mid-run (rounding then differs), breaking exact resumption.
+        model.prototypes.weight.sync()
         loss, parts = compute_losses(args, model, crops, grid_q, grid_k, local_batch, queue)
-        # Prototypes stay fixed for the first iterations (SwAV), then train with the rest.
-        frozen = iteration < args.freeze_prototypes_niters
-        for p in prototype_params:
-            p.stop_grad() if frozen else p.start_grad()
         optimizer.step(loss)
         for key, value in {"loss": loss.item(), **parts}.items():
             totals[key] = totals.get(key, 0.0) + value
@@ -185,8 +204,7 @@ def run_epoch(stage, args, model, optimizer, dataset, guard, lr_schedule, epoch,
         bar.update(1)
         bar.set_postfix(loss=f"{totals['loss'] / steps:.3f}", img_s=f"{steps * args.batch_size / (wait + compute):.1f}")
     bar.close()
-    for p in prototype_params:
-        p.start_grad()
+    _set_trainable(prototype_params, True)
     elapsed = max(wait + compute, 1e-9)
     means = {k: v / max(steps, 1) for k, v in totals.items()}
     return {**means, "parts": sorted(k for k in means if k != "loss"), "iterations": steps,

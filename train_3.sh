@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Stage 3: mask-based pseudo labels (sam_refine.py) from the ResNet-18 pixel-attention features and
+# centroids of train_2.sh: the mask-threshold sweep on validation, then one label PNG per training image.
+#   bash train_3.sh                                                  demo: superpixel regions (no SAM weights)
+#   DATA=/path/to/ImageNetS50 bash train_3.sh                        SAM ViT-B from weights/sam_vit_b_01ec64.pth
+#   DATA=... PROPOSER=sam SAM_CHECKPOINT=weights/sam_vit_h_4b8939.pth SAM_TYPE=vit_h NGPU=8 bash train_3.sh
+# Rerunning continues: finished label files are skipped, broken ones redone.
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+# ---- hyperparameters (all of them) ----------------------------------------------------------
+if [ "$PRESET" = demo ]; then
+  PROPOSER=${PROPOSER:-superpixel}
+  LABELS=(--short-side 96 --thresholds 0:0.9:0.02)
+  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 30)
+else
+  PROPOSER=${PROPOSER:-sam}
+  LABELS=(--short-side 256 --thresholds 0.20:0.80:0.01)
+  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 300 --superpixel-sigma 0.8 --superpixel-min-size 200)
+fi
+SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
+SAM_TYPE=${SAM_TYPE:-vit_b}
+# The challenge entry's SAM generator settings.
+SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" --points-per-side 64 --points-per-batch 64
+     --pred-iou-thresh 0.86 --stability-score-thresh 0.92 --crop-n-layers 1 --crop-n-points-downscale-factor 2
+     --min-mask-region-area 100)
+# ----------------------------------------------------------------------------------------------
+
+if [ "$PROPOSER" = sam ]; then
+  REGIONS=(--proposer sam "${SAM[@]}")
+else
+  REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}")
+  echo "note: regions come from superpixels, standing in for SAM masks (PROPOSER=sam needs $SAM_CHECKPOINT)"
+fi
+dir=$RUNS/r18
+COMMON=(--data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" --cluster-dir "$dir/cluster"
+        --sweep-dir "$dir/mask_sweep" "${REGIONS[@]}" "${LABELS[@]}")
+
+stage "mask-threshold sweep on validation ($PROPOSER regions) -> $dir/mask_sweep/threshold.json"
+if [ -f "$dir/mask_sweep/threshold.json" ]; then
+  echo "complete: $dir/mask_sweep/threshold.json"
+else
+  "$PY" sam_refine.py sweep "${COMMON[@]}"
+fi
+stage "mask pseudo labels for the training split -> $dir/pseudo_labels_mask"
+launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask"
+
+stage "chosen thresholds (validation mIoU of the labels themselves)"
+for f in "$dir/cluster/threshold.json" "$dir/mask_sweep/threshold.json"; do
+  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{d['labels']:>22}: threshold {d['threshold']:.3f}, mIoU {100*d['mIoU']:.2f}\")" "$f"
+done
