@@ -1,23 +1,43 @@
 #!/usr/bin/env bash
-# The whole job on the embedded demo dataset, from a fresh clone: set-up, data, evaluation.
-# Idempotent: a rerun reuses the environment, the dataset and every finished stage.
+# The whole job on the embedded demo dataset, from a fresh clone: set-up, data, training stages,
+# evaluation and the results table. Idempotent: a rerun reuses the environment, the dataset and
+# every finished stage. Stage wall times go to $RUNS/timings.tsv, the table to $RUNS/results.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash scripts/bootstrap.sh base
-py=.venv/bin/python
-DATA=${DATA:-data/toy}
-RUNS=${RUNS:-runs/demo}
+export PY=.venv/bin/python DATA=${DATA:-data/toy} RUNS=${RUNS:-runs/demo} PRESET=demo
+mkdir -p "$RUNS"
+
+timed() {  # timed NAME COMMAND...: run it and record its wall time
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  "$@"
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$RUNS/timings.tsv"
+}
+: > "$RUNS/timings.tsv"
 
 echo "== demo dataset: $DATA"
-$py -m uss.data.toy --out "$DATA"
+timed "dataset" $PY -m uss.data.toy --out "$DATA"
 
 echo "== reference row: all-background prediction"
 # Validation computes the Hungarian match; the test split reuses it (the benchmark's protocol).
-bg=$RUNS/all_background
+bg=$RUNS/rows/all_background
 for split in validation test; do
-  $py -m uss.baselines --data "$DATA" --split "$split" --out "$bg/$split"
+  $PY -m uss.baselines --data "$DATA" --split "$split" --out "$bg/$split"
 done
-$py -m uss.evaluate --data "$DATA" --split validation --pred "$bg/validation" --match auto \
-    --save-match "$bg/match.json" --out "$bg/validation.json" --quiet
-$py -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/match.json" \
-    --out "$bg/test.json" --quiet
+$PY -m uss.evaluate --data "$DATA" --split validation --pred "$bg/validation" --match auto \
+    --save-match "$bg/match.json" --out "$bg/validation.json" --quiet --no-per-class
+$PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/match.json" \
+    --out "$bg/test.json" --quiet --no-per-class
+
+timed "train_1 (pretraining)" bash train_1.sh
+timed "train_2 (attention, k-means, sweep)" bash train_2.sh
+timed "PASS baseline (labels, fine-tune, eval)" bash scripts/pass_baseline.sh
+
+echo
+echo "== results on the demo dataset (mIoU and F-measure, percent; test uses the validation match)"
+$PY -m uss.results_table --out "$RUNS/results.md" \
+    --row "all-background" "$bg" \
+    --row "PASS baseline (R18, 1x1 head, per-pixel labels)" "$RUNS/rows/pass_baseline"
+echo "table: $RUNS/results.md; stage wall times: $RUNS/timings.tsv"

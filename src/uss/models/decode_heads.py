@@ -4,19 +4,22 @@ Every head takes the list of the four ResNet stage outputs [C2, C3, C4, C5] (str
 returns logits N x (K+1) x h x w: channel 0 is background, channels 1..K the (pseudo-)classes. `h x w` is
 the resolution of the head's `output_stride`; the caller upsamples the logits to the label / image size.
 
-`LinearHead` is PASS's fine-tuning head (`last_layer`: one 1x1 conv with bias on C5). New heads (e.g. a
-UPerNet on all four stages) subclass `DecodeHead`, implement `decode` and register in `HEADS`.
+`LinearHead` is PASS's fine-tuning head (`last_layer`: one 1x1 conv with bias on C5). `UPerNetHead` is a
+UPerNet (pyramid pooling on C5 + FPN over C2..C5, output stride 4) with mmsegmentation's UPerHead layout and
+parameter names. New heads subclass `DecodeHead`, implement `decode` and register in `HEADS`.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Type
+from typing import Dict, List, Sequence, Type
 
 import jittor as jt
-from jittor import nn
+import numpy as np
+from jittor import init, nn
 
 from uss.models.resnet import kaiming_init_convs
 
-__all__ = ["DecodeHead", "LinearHead", "HEADS", "build_head"]
+__all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "AdaptiveAvgPool2d", "adaptive_pool_matrix",
+           "HEADS", "build_head"]
 
 NUM_STAGES = 4
 
@@ -69,14 +72,120 @@ class LinearHead(DecodeHead):
         kaiming_init_convs(self)  # PASS initialises every conv, last_layer included, kaiming fan_out
 
     def decode(self, features: Sequence[jt.Var]) -> jt.Var:
+        """1x1 conv on C5."""
         return self.conv(features[-1])
 
 
-HEADS: Dict[str, Type[DecodeHead]] = {"linear": LinearHead}
+class ConvBNReLU(nn.Module):
+    """Conv (no bias) -> BatchNorm -> ReLU, with mmcv ConvModule's parameter names (conv, bn)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.activate = nn.ReLU()
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        """conv-BN-ReLU."""
+        return self.activate(self.bn(self.conv(x)))
+
+
+def adaptive_pool_matrix(out_size: int, in_size: int) -> np.ndarray:
+    """out x in averaging weights of PyTorch's 1-D adaptive average pooling (bins floor(i*in/out)..ceil((i+1)*in/out))."""
+    matrix = np.zeros((out_size, in_size), dtype=np.float32)
+    for i in range(out_size):
+        start = (i * in_size) // out_size
+        stop = -((-(i + 1) * in_size) // out_size)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
+class AdaptiveAvgPool2d(nn.Module):
+    """Adaptive average pooling to size x size with PyTorch's bins, also when the map is smaller than the output
+    (jittor's own AdaptiveAvgPool2d uses uniform strides and fails there); separable, as two matrix products."""
+
+    def __init__(self, output_size: int) -> None:
+        super().__init__()
+        self.output_size = int(output_size)
+
+    def execute(self, x: jt.Var) -> jt.Var:
+        """N x C x H x W -> N x C x s x s."""
+        n, c, h, w = x.shape
+        s = self.output_size
+        if s == 1:
+            return x.mean(dims=(2, 3), keepdims=True)
+        across = jt.array(adaptive_pool_matrix(s, w).T)  # W x s
+        down = jt.array(adaptive_pool_matrix(s, h).T)  # H x s
+        rows = jt.matmul(x.reshape(n * c * h, w), across).reshape(n * c, h, s)  # pooled along W
+        cols = jt.matmul(rows.transpose(0, 2, 1).reshape(n * c * s, h), down)  # (n c s_w) x s_h
+        return cols.reshape(n, c, s, s).transpose(0, 1, 3, 2)
+
+
+def _resize(x: jt.Var, size: Sequence[int]) -> jt.Var:
+    """Bilinear resize (align_corners=False) to size (h, w); a no-op when already that size."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    return nn.interpolate(x, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False)
+
+
+class UPerNetHead(DecodeHead):
+    """UPerNet (Xiao et al. 2018) as mmsegmentation's UPerHead: output stride 4, K+1 logits.
+
+    Pyramid pooling on C5 (adaptive average pools of `pool_scales`, each 1x1 conv-BN-ReLU and bilinearly
+    upsampled back, concatenated with C5, 3x3 conv-BN-ReLU `bottleneck`) is the top FPN level; 1x1 conv-BN-ReLU
+    `lateral_convs` on C2..C4, top-down fusion (upsample + add), 3x3 conv-BN-ReLU `fpn_convs`; all levels are
+    upsampled to C2's resolution, concatenated and fused by a 3x3 conv-BN-ReLU `fpn_bottleneck`; then dropout
+    (channel-wise, 0.1) and the 1x1 classifier `conv_seg` (with bias). All inner layers have `channels` (512).
+    """
+
+    output_stride = 4
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = 512,
+                 pool_scales: Sequence[int] = (1, 2, 3, 6), dropout_ratio: float = 0.1) -> None:
+        super().__init__(in_channels, num_classes)
+        self.channels = int(channels)
+        self.pool_scales = tuple(int(s) for s in pool_scales)
+        top = self.in_channels[-1]
+        self.psp_modules = nn.ModuleList([nn.Sequential(AdaptiveAvgPool2d(scale), ConvBNReLU(top, self.channels, 1))
+                                          for scale in self.pool_scales])
+        self.bottleneck = ConvBNReLU(top + len(self.pool_scales) * self.channels, self.channels, 3, padding=1)
+        self.lateral_convs = nn.ModuleList([ConvBNReLU(c, self.channels, 1) for c in self.in_channels[:-1]])
+        self.fpn_convs = nn.ModuleList([ConvBNReLU(self.channels, self.channels, 3, padding=1)
+                                        for _ in self.in_channels[:-1]])
+        self.fpn_bottleneck = ConvBNReLU(len(self.in_channels) * self.channels, self.channels, 3, padding=1)
+        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(self.channels, self.num_outputs, kernel_size=1, bias=True)
+        kaiming_init_convs(self)  # mmcv ConvModule: kaiming normal, fan_out, relu
+        init.gauss_(self.conv_seg.weight, 0.0, 0.01)  # mmseg's classifier: normal(0, 0.01), zero bias
+        init.constant_(self.conv_seg.bias, 0.0)
+
+    def pyramid_pooling(self, x: jt.Var) -> List[jt.Var]:
+        """The pooled, 1x1-convolved maps of C5 (one per scale, at the pooled size)."""
+        return [module(x) for module in self.psp_modules]
+
+    def psp_forward(self, x: jt.Var) -> jt.Var:
+        """C5 concatenated with its upsampled pyramid-pooling maps, through the 3x3 bottleneck."""
+        size = x.shape[2:]
+        pooled = [_resize(p, size) for p in self.pyramid_pooling(x)]
+        return self.bottleneck(jt.concat([x] + pooled, dim=1))
+
+    def decode(self, features: Sequence[jt.Var]) -> jt.Var:
+        """[C2, C3, C4, C5] -> logits at C2's resolution."""
+        laterals = [conv(features[i]) for i, conv in enumerate(self.lateral_convs)]
+        laterals.append(self.psp_forward(features[-1]))
+        for i in range(len(laterals) - 1, 0, -1):  # top-down: upsample and add
+            laterals[i - 1] = laterals[i - 1] + _resize(laterals[i], laterals[i - 1].shape[2:])
+        outs = [conv(laterals[i]) for i, conv in enumerate(self.fpn_convs)] + [laterals[-1]]
+        size = outs[0].shape[2:]
+        fused = self.fpn_bottleneck(jt.concat([outs[0]] + [_resize(o, size) for o in outs[1:]], dim=1))
+        return self.conv_seg(self.dropout(fused))
+
+
+HEADS: Dict[str, Type[DecodeHead]] = {"linear": LinearHead, "upernet": UPerNetHead}
 
 
 def build_head(name: str, in_channels: Sequence[int], num_classes: int) -> DecodeHead:
-    """A registered head by name ('linear')."""
+    """A registered head by name ('linear', 'upernet')."""
     if name not in HEADS:
         raise ValueError(f"unknown decode head {name!r}; choose from {sorted(HEADS)}")
     return HEADS[name](in_channels, num_classes)

@@ -199,9 +199,10 @@ def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str,
 
 
 def evaluate_predictions(out_dir: str, data: str, split: str, match: str, result_path: Optional[str] = None,
-                         progress: bool = True) -> Optional[Dict[str, Any]]:
+                         progress: bool = True, names: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
     """Evaluate `out_dir` against the split's GT with match 'auto' (saved as <out>/match.json) or a match.json
-    (copied to <out>/match.json). Without GT only the match is copied and None is returned."""
+    (copied to <out>/match.json). Without GT only the match is copied and None is returned.
+    `names` restricts the evaluation to those images (default: every GT file)."""
     own_match = os.path.join(out_dir, "match.json")
     if match != "auto":
         try:
@@ -218,7 +219,7 @@ def evaluate_predictions(out_dir: str, data: str, split: str, match: str, result
         print(f"no GT for split '{split}' ({gt_dir}): {own_match} written, nothing evaluated")
         return None
     result = evaluate_folder(out_dir, gt_dir, categories=layout.load_categories(data), match=match,
-                             progress=progress, save_match_to=own_match if match == "auto" else None)
+                             progress=progress, save_match_to=own_match if match == "auto" else None, names=names)
     if result["match"] is not None:
         print(f"match: {describe_match(result['match'])}")
     print(format_table(result))
