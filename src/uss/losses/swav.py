@@ -129,15 +129,8 @@ def deep_to_shallow_loss(
     shallow_scores: (2B, K) for the two large crops (crop-major); codes as in `swapped_prediction_loss`.
     With two large crops this is mean over assigned crops c of CE(codes_c, softmax(shallow_{1-c} / T)), as PASS.
     """
-    n_views = shallow_scores.shape[0] // batch_size
-    loss = 0.0
-    for q, crop in zip(codes, crops_for_assign):
-        subloss = 0.0
-        for v in range(n_views):
-            if v != crop:
-                subloss = subloss + _cross_entropy(q, shallow_scores[batch_size * v : batch_size * (v + 1)], temperature)
-        loss = loss + subloss / (n_views - 1)
-    return loss / len(crops_for_assign)
+    # The same swapped prediction, with the shallow scores of the large crops as the predictions.
+    return swapped_prediction_loss(shallow_scores, codes, batch_size, crops_for_assign, temperature)
 
 
 def combine_pass_losses(
