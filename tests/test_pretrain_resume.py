@@ -3,7 +3,7 @@ parameters, optimiser momentum, queue and losses as an uninterrupted run; a fini
 --epochs continues from the last epoch.
 
 Every invocation is its own process (`python main_pretrain.py ...`), as a real restart is. The interruption is
-an exception raised at the second optimizer step of epoch 2 (after the epoch-1 checkpoint, before the next):
+an exception raised at the second optimizer step of epoch 2 (LARC, as the demo trains) (after the epoch-1 checkpoint, before the next):
 stopping a `--epochs 2` run, rather than running `--epochs 1` first, keeps the cosine learning-rate schedule of
 the uninterrupted run.
 """
@@ -28,13 +28,13 @@ import sys
 import uss
 import jittor as jt
 from uss.stages import pretrain
-crash_at, calls, step = int(sys.argv[1]), [0], jt.optim.SGD.step
-def crashing_step(self, *args, **kwargs):
+crash_at, calls, pre_step = int(sys.argv[1]), [0], jt.optim.Optimizer.pre_step
+def crashing_pre_step(self, *args, **kwargs):
     calls[0] += 1
     if calls[0] == crash_at:
         raise RuntimeError("simulated crash at optimizer step %d" % crash_at)
-    return step(self, *args, **kwargs)
-jt.optim.SGD.step = crashing_step
+    return pre_step(self, *args, **kwargs)
+jt.optim.Optimizer.pre_step = crashing_pre_step
 pretrain.main(sys.argv[2:])
 """
 
@@ -44,7 +44,8 @@ def _args(data: str, dump: str, epochs: int) -> list:
             "--arch", "resnet18", "--size-crops", "32", "16", "--nmb-crops", "2", "2",
             "--min-scale-crops", "0.3", "0.1", "--max-scale-crops", "1.0", "0.3", "--grid-size", "3",
             "--batch-size", "8", "--workers", "2", "--nmb-prototypes", "10", "--hidden-mlp", "32",
-            "--freeze-prototypes-niters", "1", "--epoch-queue-starts", "0", "--queue-length", "16"]
+            "--freeze-prototypes-niters", "1", "--epoch-queue-starts", "0", "--queue-length", "16",
+            "--larc", "0.001", "--base-lr", "0.6"]
 
 
 def _run(command: list, expect_ok: bool = True) -> str:

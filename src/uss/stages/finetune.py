@@ -29,6 +29,7 @@ from uss.errors import InputError
 from uss.models.decode_heads import HEADS
 from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
 from uss.training import runner
+from uss.training.optim import add_optimisation_arguments, build_optimizer
 from uss.training.schedule import warmup_cosine
 
 STAGE = "finetune"
@@ -56,16 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--head", default="linear", choices=sorted(HEADS))
     model.add_argument("--num-classes", type=int, default=None,
                        help="K, the number of pseudo classes (default: the dataset's categories)")
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=20)
-    optim.add_argument("--batch-size", type=int, default=256, help="global batch size (split across MPI ranks)")
-    optim.add_argument("--base-lr", type=float, default=0.6)
-    optim.add_argument("--final-lr", type=float, default=0.0006)
-    optim.add_argument("--warmup-epochs", type=int, default=0)
-    optim.add_argument("--start-warmup", type=float, default=0.0)
-    optim.add_argument("--wd", type=float, default=1e-6)
-    optim.add_argument("--momentum", type=float, default=0.9)
-    optim.add_argument("--seed", type=int, default=31)
+    add_optimisation_arguments(parser, epochs=20)
     parser.add_argument("--dump-path", required=True, help="folder for the checkpoint and logs")
     parser.add_argument("--max-iters-per-epoch", type=int, default=0, help="debug: stop each epoch early (0 = full)")
     return parser
@@ -114,7 +106,7 @@ def train(args: argparse.Namespace) -> str:
         raise InputError(f"--batch-size {args.batch_size} must be divisible by the number of ranks {world}")
 
     model = build_segmentation_model(args.arch, args.num_classes, args.head)
-    optimizer = jt.optim.SGD(model.parameters(), lr=args.base_lr, momentum=args.momentum, weight_decay=args.wd)
+    optimizer = build_optimizer(model.parameters(), args)
     start_epoch, _ = runner.resume(args.dump_path, model, optimizer)
     if start_epoch >= args.epochs:
         log.info(f"complete: {runner.checkpoint_path(args.dump_path)} has {start_epoch}/{args.epochs} epochs")

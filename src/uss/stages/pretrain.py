@@ -21,6 +21,7 @@ from uss.losses import (EmbeddingQueue, combine_pass_losses, deep_to_shallow_los
                         swapped_prediction_loss, swav_codes)
 from uss.models import build_model
 from uss.training import runner
+from uss.training.optim import add_optimisation_arguments, build_optimizer
 from uss.training.schedule import warmup_cosine
 
 
@@ -56,15 +57,7 @@ def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + 
     swav.add_argument("--weights", type=float, nargs="+", default=[1.0, 1.0],
                       help="loss weights: swav, then one per shallow stage")
     swav.add_argument("--grid-size", type=int, default=7, help="overlap grid for the pixel-to-pixel loss")
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=200)
-    optim.add_argument("--batch-size", type=int, default=256, help="global batch size (split across MPI ranks)")
-    optim.add_argument("--base-lr", type=float, default=0.6)
-    optim.add_argument("--final-lr", type=float, default=0.0006)
-    optim.add_argument("--warmup-epochs", type=int, default=0)
-    optim.add_argument("--start-warmup", type=float, default=0.0)
-    optim.add_argument("--wd", type=float, default=1e-6)
-    optim.add_argument("--seed", type=int, default=31)
+    add_optimisation_arguments(parser, epochs=200)
     parser.add_argument("--dump-path", required=True, help="folder for the checkpoint and logs")
     parser.add_argument("--max-iters-per-epoch", type=int, default=0, help="debug: stop each epoch early (0 = full)")
     return parser
@@ -121,7 +114,7 @@ def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_lo
     # execution order, so an MPI run would otherwise start from other weights than a one-process run.
     jt.sync(model.parameters())
     distributed.broadcast_parameters(model)
-    optimizer = jt.optim.SGD(parameters, lr=args.base_lr, momentum=0.9, weight_decay=args.wd)
+    optimizer = build_optimizer(parameters, args)
     lr_schedule = warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch,
                                 args.warmup_epochs, args.start_warmup)
 

@@ -1,0 +1,55 @@
+"""LARC against a float64 transcription of apex.parallel.LARC (clip=False) followed by torch-style momentum SGD."""
+import argparse
+
+import numpy as np
+
+from uss.training.optim import LARC, add_optimisation_arguments, build_optimizer  # imports uss first
+
+import jittor as jt
+
+
+def apex_larc_sgd(weights, grads, buffers, lr, momentum, wd, trust, eps=1e-8):
+    """One step of SwAV's optimiser: apex LARC rescales each gradient, then SGD (its weight decay set to 0)."""
+    new_weights, new_buffers = [], []
+    for w, g, v in zip(weights, grads, buffers):
+        w_norm, g_norm = np.linalg.norm(w), np.linalg.norm(g)
+        if w_norm != 0 and g_norm != 0:
+            g = (g + wd * w) * (trust * w_norm / (g_norm + w_norm * wd + eps))
+        v = momentum * v + g
+        new_buffers.append(v)
+        new_weights.append(w - lr * v)
+    return new_weights, new_buffers
+
+
+def test_larc_matches_apex_formula_over_three_steps():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4))
+    y = rng.normal(size=(6, 3))
+    w0 = rng.normal(size=(4, 3))
+    weight, bias = jt.array(w0.astype(np.float32)), jt.zeros(3)  # zero bias: LARC leaves its gradient alone
+    lr, momentum, wd, trust = 0.5, 0.9, 1e-2, 0.02
+    optimizer = LARC([weight, bias], lr=lr, momentum=momentum, weight_decay=wd, trust_coefficient=trust)
+    ref_w, ref_b = w0.copy(), np.zeros(3)
+    buffers = [np.zeros_like(ref_w), np.zeros_like(ref_b)]
+    xj, yj = jt.array(x.astype(np.float32)), jt.array(y.astype(np.float32))
+    for _ in range(3):
+        loss = ((jt.matmul(xj, weight) + bias - yj) ** 2).sum()
+        optimizer.step(loss)
+        residual = x @ ref_w + ref_b - y  # d/dW sum(r^2) = 2 x^T r, d/db = 2 sum_rows(r)
+        grads = [2 * x.T @ residual, 2 * residual.sum(axis=0)]
+        (ref_w, ref_b), buffers = apex_larc_sgd([ref_w, ref_b], grads, buffers, lr, momentum, wd, trust)
+        np.testing.assert_allclose(weight.numpy(), ref_w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(bias.numpy(), ref_b, rtol=1e-4, atol=1e-5)
+    # The weight moved by about lr * trust * |w| per step, far less than the raw gradient would move it.
+    assert 0 < np.linalg.norm(weight.numpy() - w0) < 3 * 3 * lr * trust * np.linalg.norm(w0)
+
+
+def test_build_optimizer_picks_larc_only_when_asked():
+    parser = argparse.ArgumentParser()
+    add_optimisation_arguments(parser, epochs=5)
+    plain = parser.parse_args([])
+    assert plain.epochs == 5 and plain.larc == 0.0
+    param = jt.ones(2)
+    assert type(build_optimizer([param], plain)) is jt.optim.SGD
+    larc = build_optimizer([param], parser.parse_args(["--larc", "0.001", "--momentum", "0.8"]))
+    assert isinstance(larc, LARC) and larc.trust_coefficient == 0.001 and larc.momentum == 0.8
