@@ -33,11 +33,23 @@ $PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/m
 
 timed "train_1 (pretraining)" bash train_1.sh
 timed "train_2 (attention, k-means, sweep)" bash train_2.sh
-timed "PASS baseline (labels, fine-tune, eval)" bash scripts/pass_baseline.sh
+timed "row: PASS baseline (per-pixel labels, 1x1 head)" bash scripts/linear_head_row.sh pixel
+timed "train_3 (mask labels)" bash train_3.sh
+timed "row: + mask labels (1x1 head)" bash scripts/linear_head_row.sh mask
+timed "train_4 (UPerNet, test.py)" bash train_4.sh
+# The same UPerNet checkpoint as train_4.sh's test.py, predicted without the test-time mask refinement.
+timed "row: + UPerNet (no refinement)" bash scripts/predict_row.sh "$RUNS/r50/finetune_upernet/checkpoint.pth.tar" \
+    "$RUNS/rows/upernet" --short-side 96
 
 echo
 echo "== results on the demo dataset (mIoU and F-measure, percent; test uses the validation match)"
 $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "all-background" "$bg" \
-    --row "PASS baseline (R18, 1x1 head, per-pixel labels)" "$RUNS/rows/pass_baseline"
-echo "table: $RUNS/results.md; stage wall times: $RUNS/timings.tsv"
+    --row "PASS baseline (R18, 1x1 head, per-pixel labels)" "$RUNS/rows/pass_baseline" \
+    --row "+ mask pseudo labels (R18, 1x1 head)" "$RUNS/rows/mask_labels" \
+    --row "+ UPerNet (R50, mask labels)" "$RUNS/rows/upernet" \
+    --row "+ test-time mask refinement (test.py)" "$RUNS/test_py"
+$PY -m uss.report --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
+    --result "$RUNS/test_py/test_result.json" --curve "$RUNS/r18/cluster/threshold_curve.png" \
+    --curve "$RUNS/r18/mask_sweep/threshold_curve.png" --out "$RUNS/report.png"
+echo "table: $RUNS/results.md; report image: $RUNS/report.png; stage wall times: $RUNS/timings.tsv"

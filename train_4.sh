@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 if [ "$PRESET" = demo ]; then
   PROPOSER=${PROPOSER:-superpixel}
-  FINETUNE=(--arch resnet50 --head upernet --epochs 8 --batch-size 16 --crop-size 96 --min-scale 0.3
+  FINETUNE=(--arch resnet50 --head upernet --epochs 4 --batch-size 16 --crop-size 96 --min-scale 0.3
             --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 2 --seed 31)
   TEST=(--short-side 96)
   SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 30)

@@ -493,3 +493,18 @@ def test_cli_module_exit_status(tmp_path, project_root):
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "nope" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_results_table_reads_evaluator_and_test_py_results(tmp_path):
+    from uss.results_table import format_results
+
+    plain, test_py, empty = tmp_path / "plain", tmp_path / "test_py", tmp_path / "empty"
+    for folder in (plain, test_py, empty):
+        folder.mkdir()
+    (plain / "validation.json").write_text(json.dumps({"mIoU": 0.25, "FMeasure": 0.5}))
+    (plain / "test.json").write_text(json.dumps({"mIoU": 0.125, "FMeasure": 0.375}))
+    (test_py / "validation_result.json").write_text(json.dumps({"mIoU": 0.6, "FMeasure": 0.7}))
+    table = format_results([("a", str(plain)), ("b", str(test_py)), ("c", str(empty))]).splitlines()
+    assert table[2] == "| a | 25.00 | 12.50 | 50.00 | 37.50 |"
+    assert table[3] == "| b | 60.00 | - | 70.00 | - |"
+    assert table[4] == "| c | - | - | - | - |"

@@ -1,6 +1,7 @@
 """The demo's results table: one row per evaluated configuration, validation and test mIoU side by side.
 
-Each configuration folder holds validation.json and test.json written by the evaluator.
+Each configuration folder holds validation.json and test.json written by the evaluator (or test.py's
+validation_result.json and test_result.json).
     python -m uss.results_table --row "all-background" runs/demo/all_background --row ... [--out FILE.md]
 """
 import argparse
@@ -12,11 +13,12 @@ from uss.atomic import atomic_write_text
 
 
 def _score(folder: str, split: str, key: str = "mIoU") -> Optional[float]:
-    path = os.path.join(folder, f"{split}.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle).get(key)
+    for name in (f"{split}.json", f"{split}_result.json"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path) as handle:
+                return json.load(handle).get(key)
+    return None
 
 
 def format_results(rows: Sequence[Tuple[str, str]]) -> str:

@@ -49,16 +49,24 @@ class EpochDataset(Dataset):
     def stop_workers(self) -> None:
         """End the loader worker processes (the next pass starts fresh ones) and wait until they have exited.
 
+        The workers are SIGTERMed rather than stopped through jittor's `reset()`: at the end of a pass they are
+        already prefetching the next one, and a worker that has just taken a batch id when `reset()` stops the id
+        queue fails its push and SIGINTs this process, which jittor turns into a silent exit(1) (seen with slow
+        steps, e.g. UPerNet on ResNet-50). SIGTERM is the one child death jittor's SIGCHLD handler tolerates.
         Waiting matters: jittor catches SIGCHLD without SA_RESTART, so a worker exiting later, while this
         process waits for jittor's compile lock (another MPI rank compiling), fails that wait with EINTR.
         """
         workers = getattr(self, "workers", None)
         if not workers:
             return
-        self.reset()  # jittor: stop the workers' buffers, wait until they are idle, SIGTERM them
         for worker in workers:
-            worker.p.join(timeout=60)
-            if worker.p.is_alive():
-                worker.p.kill()
-                worker.p.join()
+            worker.p.terminate()
+        for worker in workers:
+            worker.p.join()
+        # What jittor's reset() drops: the next pass builds new shared state (a killed worker may have held a lock).
+        for name in _WORKER_STATE:
+            self.__dict__.pop(name, None)
 
+
+_WORKER_STATE = ("index_list", "idqueue", "idqueue_lock", "gid", "gidc", "num_idle", "num_idle_c", "workers",
+                 "index_list_numpy")

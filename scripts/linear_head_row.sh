@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A results-table row with PASS's 1x1 head on ResNet-18: fine-tune on one kind of pseudo labels, then
+# predict + evaluate on validation (Hungarian match) and test (that match). No test-time refinement.
+#   bash scripts/linear_head_row.sh pixel   PASS baseline: per-pixel labels (made here from train_2.sh's
+#                                           pixel attention, centroids and swept threshold)  -> $RUNS/rows/pass_baseline
+#   bash scripts/linear_head_row.sh mask    mask labels of train_3.sh                         -> $RUNS/rows/mask_labels
+# Same DATA / NGPU / RUNS as train_*.sh; rerunning continues.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+LABEL_KIND=${1:-pixel}
+case "$LABEL_KIND" in pixel) ROW=pass_baseline ;; mask) ROW=mask_labels ;;
+  *) echo "error: scripts/linear_head_row.sh takes 'pixel' or 'mask', got '$LABEL_KIND'" >&2; exit 2 ;; esac
+
+# ---- hyperparameters (all of them) ----------------------------------------------------------
+if [ "$PRESET" = demo ]; then
+  LABELS=(--short-side 96)
+  FINETUNE=(--arch resnet18 --head linear --epochs 8 --batch-size 32 --crop-size 96 --min-scale 0.3
+            --label-scale 0.5 --base-lr 0.05 --final-lr 0.0005 --wd 1e-4 --workers 2 --seed 31)
+  INFER=(--short-side 96)
+else
+  # PASS, ImageNet-S50: labels at short side 256; 20 epochs, lr 0.6 -> 0.0006, crop 224, labels / 2.
+  LABELS=(--short-side 256)
+  FINETUNE=(--arch resnet18 --head linear --epochs 20 --batch-size 256 --crop-size 224 --min-scale 0.08
+            --label-scale 0.5 --base-lr 0.6 --final-lr 0.0006 --wd 1e-6 --workers 8 --seed 31)
+  INFER=(--short-side 256)
+fi
+# ----------------------------------------------------------------------------------------------
+
+dir=$RUNS/r18
+labels=$dir/pseudo_labels_$LABEL_KIND
+if [ "$LABEL_KIND" = pixel ]; then
+  stage "per-pixel pseudo labels (train) -> $labels"
+  launch pseudo_labels.py generate --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+      --cluster-dir "$dir/cluster" --out "$labels" "${LABELS[@]}"
+elif [ ! -d "$labels" ]; then
+  echo "error: $labels not found; run train_3.sh first" >&2
+  exit 2
+fi
+ckpt=$dir/finetune_linear_$LABEL_KIND/checkpoint.pth.tar
+stage "fine-tune the 1x1 head on $LABEL_KIND labels -> $dir/finetune_linear_$LABEL_KIND"
+launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$labels" \
+    --pretrained "$dir/pretrain/checkpoint.pth.tar" --dump-path "$dir/finetune_linear_$LABEL_KIND" "${FINETUNE[@]}"
+bash "$ROOT/scripts/predict_row.sh" "$ckpt" "$RUNS/rows/$ROW" "${INFER[@]}"
