@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 if [ "$PRESET" = demo ]; then
   PROPOSER=${PROPOSER:-superpixel}
-  LABELS=(--short-side 96 --thresholds 0:0.9:0.02)
+  LABELS=(--short-side 96 --thresholds 0:0.9:0.005)
   SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 30)
 else
   PROPOSER=${PROPOSER:-sam}

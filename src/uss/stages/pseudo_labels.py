@@ -159,7 +159,7 @@ def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_class
                       {"split": split.split, "labels": label_source, "curve": curve})
     chart = line_chart([p["threshold"] for p in curve], {"mIoU": [p["mIoU"] for p in curve],
                                                          "F-measure": [p["FMeasure"] for p in curve]},
-                       f"{label_source} pseudo labels on {split.split}: best {best['threshold']:.3f} "
+                       f"{label_source} labels, {split.split}: best {best['threshold']:.3f} "
                        f"(mIoU {100 * best['mIoU']:.1f})", "background threshold", "score", best["threshold"])
     save_png(os.path.join(out_dir, "threshold_curve.png"), chart)
     chosen = {"threshold": float(best["threshold"]), "mIoU": best["mIoU"], "split": split.split,
