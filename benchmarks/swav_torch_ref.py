@@ -326,7 +326,7 @@ def train(cfg):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sweep", help="json lines, one config dict each")
-    p.add_argument("--out", default="/tmp/swav_ref")
+    p.add_argument("--out", default="runs/swav_ref")
     p.add_argument("--parallel", type=int, default=4)
     p.add_argument("--config", default="{}", help="one config as a json dict")
     a = p.parse_args()

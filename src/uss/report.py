@@ -44,13 +44,6 @@ def example_grid(split: ImageNetSSplit, pred_dir: str, count: int = 8, tile: int
     return np.concatenate([header, grid], axis=0)
 
 
-def _pad_to_width(image: np.ndarray, width: int) -> np.ndarray:
-    if image.shape[1] >= width:
-        return image[:, :width]
-    pad = np.full((image.shape[0], width - image.shape[1], 3), 255, np.uint8)
-    return np.concatenate([image, pad], axis=1)
-
-
 def make_report(split: ImageNetSSplit, pred_dir: str, result_json: str, curves: Sequence[str], out: str,
                 match_json: Optional[str] = None) -> str:
     """Compose and write the report PNG; returns its path."""

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from uss.data import augment, layout
 from uss.data.dataset import ImageDataset
 from uss.data.image_io import ImageFileError, image_size
-from uss.data.label_png import LabelFileError, read_label_png, write_label_png
+from uss.data.label_png import is_complete_label_png, write_label_png
 from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD, resize_bilinear, resize_nearest
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError, run_cli
@@ -144,14 +144,21 @@ def output_path(out_dir: str, name: str) -> str:
 
 def output_is_good(split: ImageNetSSplit, out_dir: str, name: str) -> bool:
     """True when the prediction of `name` exists, decodes completely and has the image's size."""
-    path = output_path(out_dir, name)
-    if not os.path.isfile(path):
-        return False
     try:
-        label = read_label_png(path)
-        return tuple(label.shape) == tuple(image_size(split.image_path(name)))
-    except (LabelFileError, ImageFileError):
+        return is_complete_label_png(output_path(out_dir, name), image_size(split.image_path(name)))
+    except ImageFileError:
         return False
+
+
+def pending_outputs(split: ImageNetSSplit, out_dir: str, names: List[str]) -> Tuple[List[str], int]:
+    """(the names whose prediction is missing or broken, how many of those are broken files to be redone)."""
+    existing = [n for n in names if os.path.exists(output_path(out_dir, n))]
+    good = set()
+    if existing:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            good = {n for n, ok in zip(existing, pool.map(partial(output_is_good, split, out_dir), existing)) if ok}
+    todo = [n for n in names if n not in good]
+    return todo, sum(1 for n in todo if os.path.exists(output_path(out_dir, n)))
 
 
 def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str, short_side: int = 256,
@@ -163,13 +170,10 @@ def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str,
     "failed" (error messages of undecodable images), "seconds", "images_per_s"}."""
     os.makedirs(out_dir, exist_ok=True)
     names = list(split.names)
-    existing = [n for n in names if os.path.exists(output_path(out_dir, n))] if skip_existing else []
-    good = set()
-    if existing:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            good = {n for n, ok in zip(existing, pool.map(partial(output_is_good, split, out_dir), existing)) if ok}
-    todo = [n for n in names if n not in good]
-    redone = sum(1 for n in todo if os.path.exists(output_path(out_dir, n)))
+    if skip_existing:
+        todo, redone = pending_outputs(split, out_dir, names)
+    else:
+        todo, redone = names, sum(1 for n in names if os.path.exists(output_path(out_dir, n)))
     failed: List[str] = []
     written = 0
     start = time.time()
@@ -191,8 +195,8 @@ def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str,
             bar.update(1)
         bar.close()
     seconds = time.time() - start
-    return {"images": len(names), "written": written, "skipped": len(good), "redone": redone, "failed": failed,
-            "seconds": seconds, "images_per_s": written / seconds if seconds > 0 else 0.0}
+    return {"images": len(names), "written": written, "skipped": len(names) - len(todo), "redone": redone,
+            "failed": failed, "seconds": seconds, "images_per_s": written / seconds if seconds > 0 else 0.0}
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -59,13 +59,14 @@ from tqdm import tqdm
 from uss import distributed
 from uss.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from uss.data import layout
-from uss.data.image_io import ImageFileError, image_size, load_rgb
-from uss.data.label_png import is_complete_label_png, write_label_png
+from uss.data.image_io import ImageFileError, load_rgb
+from uss.data.label_png import write_label_png
 from uss.data.pseudo_labels import resize_bilinear, resize_nearest
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 from uss.regions import RegionProposer, sort_by_area
-from uss.stages.inference import MAX_PIXELS, evaluate_predictions, inference_size, network_input, upsample_argmax
+from uss.stages.inference import (MAX_PIXELS, evaluate_predictions, inference_size, network_input, output_path,
+                                  pending_outputs, upsample_argmax)
 from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
 
 MODES = ("validation", "test", "testA", "testB")
@@ -248,19 +249,6 @@ def prefetched(split: ImageNetSSplit, names: Sequence[str], workers: int) -> Ite
             yield name, future.result
 
 
-def output_path(pred_dir: str, name: str) -> str:
-    """<pred_dir>/<wnid>/<name>.png of image `name`."""
-    return os.path.join(pred_dir, layout.label_name(name))
-
-
-def is_done(split: ImageNetSSplit, pred_dir: str, name: str) -> bool:
-    """True when the output of `name` decodes completely and has the image's size."""
-    try:
-        return is_complete_label_png(output_path(pred_dir, name), image_size(split.image_path(name)))
-    except ImageFileError:
-        return False
-
-
 def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: str, workers: int = 2,
                   progress: bool = True, desc: str = "test") -> Dict[str, Any]:
     """Write the refined prediction of every image of `split` (this process's part) not already done.
@@ -268,11 +256,7 @@ def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: 
     Returns {"images", "written", "skipped", "redone", "failed": [(name, message)], "fallbacks": {kind: n},
     "seconds", "images_per_s"}."""
     names = list(split.names)
-    existing = [n for n in names if os.path.exists(output_path(pred_dir, n))]
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        good = {n for n, ok in zip(existing, pool.map(lambda n: is_done(split, pred_dir, n), existing)) if ok}
-    todo = [n for n in names if n not in good]
-    redone = sum(1 for n in todo if os.path.exists(output_path(pred_dir, n)))
+    todo, redone = pending_outputs(split, pred_dir, names)
     failed: List[Tuple[str, str]] = []
     fallbacks: Dict[str, int] = {}
     written = 0
@@ -297,8 +281,9 @@ def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: 
         bar.update(1)
     bar.close()
     seconds = time.time() - start
-    return {"images": len(names), "written": written, "skipped": len(good), "redone": redone, "failed": failed,
-            "fallbacks": fallbacks, "seconds": seconds, "images_per_s": written / seconds if seconds > 0 else 0.0}
+    return {"images": len(names), "written": written, "skipped": len(names) - len(todo), "redone": redone,
+            "failed": failed, "fallbacks": fallbacks, "seconds": seconds,
+            "images_per_s": written / seconds if seconds > 0 else 0.0}
 
 
 # ---------------------------------------------------------------------------------------------- CLI
