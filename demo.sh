@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash scripts/bootstrap.sh base
 export PY=.venv/bin/python DATA=${DATA:-data/toy} RUNS=${RUNS:-runs/demo} PRESET=demo
+# The true train masks, for the ceiling rows only: outside $DATA, which is all an unsupervised stage reads.
+TRUE_MASKS=${TRUE_MASKS:-${DATA%/}-true-train-masks}
 mkdir -p "$RUNS"
 
 timed() {  # timed NAME COMMAND...: run it and record its wall time
@@ -18,7 +20,7 @@ timed() {  # timed NAME COMMAND...: run it and record its wall time
 : > "$RUNS/timings.tsv"
 
 echo "== demo dataset: $DATA"
-timed "dataset" $PY -m uss.data.toy --out "$DATA"
+timed "dataset" $PY -m uss.data.toy --out "$DATA" --oracle-masks "$TRUE_MASKS"
 
 echo "== reference row: all-background prediction"
 # Validation computes the Hungarian match; the test split reuses it (the benchmark's protocol).
@@ -33,13 +35,16 @@ $PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/m
 
 timed "train_1 (pretraining)" bash train_1.sh
 timed "train_2 (attention, k-means, sweep)" bash train_2.sh
+timed "rows: the pseudo labels themselves, and inside the true foreground" bash scripts/label_rows.sh
 timed "row: PASS baseline (per-pixel labels, 1x1 head)" bash scripts/linear_head_row.sh pixel
 timed "train_3 (mask labels)" bash train_3.sh
 timed "row: + mask labels (1x1 head)" bash scripts/linear_head_row.sh mask
 timed "train_4 (UPerNet, test.py)" bash train_4.sh
 # The same UPerNet checkpoint as train_4.sh's test.py, predicted without the test-time mask refinement.
-timed "row: + UPerNet (no refinement)" bash scripts/predict_row.sh "$RUNS/r50/finetune_upernet/checkpoint.pth.tar" \
-    "$RUNS/rows/upernet" --short-side 96
+timed "row: + UPerNet (no refinement)" bash scripts/predict_row.sh "$RUNS/r18/finetune_upernet/checkpoint.pth.tar" \
+    "$RUNS/rows/upernet" --short-side 64
+# Ceiling: train_4.sh's recipe (UPerNet fine-tuning, then test.py with refinement) on the true train masks.
+timed "ceiling: UPerNet + refinement on the true train masks" env LABELS="$TRUE_MASKS" TAG=_true_masks bash train_4.sh
 
 echo
 echo "== results on the demo dataset (mIoU and F-measure, percent; test uses the validation match)"
@@ -47,8 +52,11 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "all-background" "$bg" \
     --row "PASS baseline (R18, 1x1 head, per-pixel labels)" "$RUNS/rows/pass_baseline" \
     --row "+ mask pseudo labels (R18, 1x1 head)" "$RUNS/rows/mask_labels" \
-    --row "+ UPerNet (R50, mask labels)" "$RUNS/rows/upernet" \
-    --row "+ test-time mask refinement (test.py)" "$RUNS/test_py"
+    --row "+ UPerNet (mask labels)" "$RUNS/rows/upernet" \
+    --row "+ test-time mask refinement (test.py): the final result" "$RUNS/test_py" \
+    --row "diagnostic: the per-pixel pseudo labels themselves" "$RUNS/rows/labels" \
+    --row "ceiling (uses true masks): pseudo labels inside the true foreground" "$RUNS/rows/labels_true_fg" \
+    --row "ceiling (uses true masks): final recipe fine-tuned on the true train masks" "$RUNS/test_py_true_masks"
 $PY -m uss.report --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
     --result "$RUNS/test_py/test_result.json" --curve "$RUNS/r18/cluster/threshold_curve.png" \
     --curve "$RUNS/r18/mask_sweep/threshold_curve.png" --out "$RUNS/report.png"

@@ -10,8 +10,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 if [ "$PRESET" = demo ]; then
   PROPOSER=${PROPOSER:-superpixel}
-  LABELS=(--short-side 96 --thresholds 0:0.9:0.005)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 30)
+  LABELS=(--short-side 64 --thresholds auto)
+  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 20)
 else
   PROPOSER=${PROPOSER:-sam}
   LABELS=(--short-side 256 --thresholds 0.20:0.80:0.01)

@@ -5,15 +5,22 @@
 #   bash train_4.sh                                   demo (superpixel regions)
 #   DATA=/path/to/ImageNetS50 NGPU=8 bash train_4.sh  paper settings, SAM ViT-B from weights/sam_vit_b_01ec64.pth
 # Same DATA / NGPU / RUNS / PROPOSER / SAM_CHECKPOINT as train_3.sh. Rerunning continues.
+#   LABELS=DIR TAG=_name bash train_4.sh  the same recipe on other labels (the demo's ceiling row passes the true
+#                                         train masks), written to finetune_upernet_name/, test_py_name/, result_name.zip
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
+UPERNET_ARCH=r50
 if [ "$PRESET" = demo ]; then
+  # The demo's UPerNet sits on train_1's demo ResNet-18 (the only backbone the demo pretrains), with 32 inner
+  # channels: with the small stem C2 has stride 1, and 512 channels there would cost 250x the backbone.
+  UPERNET_ARCH=r18
   PROPOSER=${PROPOSER:-superpixel}
-  FINETUNE=(--arch resnet50 --head upernet --epochs 4 --batch-size 16 --crop-size 96 --min-scale 0.3
-            --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 2 --seed 31)
-  TEST=(--short-side 96)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 30)
+  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 6 --batch-size 16
+            --crop-size 64 --min-scale 0.3 --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 2
+            --seed 31)
+  TEST=(--short-side 64)
+  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 20)
   TEST_SPLIT=test
 else
   PROPOSER=${PROPOSER:-sam}
@@ -31,14 +38,17 @@ SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" --points-pe
 # ----------------------------------------------------------------------------------------------
 
 if [ "$PROPOSER" = sam ]; then REGIONS=(--proposer sam "${SAM[@]}"); else REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}"); fi
-ckpt=$RUNS/r50/finetune_upernet/checkpoint.pth.tar
-stage "fine-tune UPerNet (ResNet-50) on mask pseudo labels -> $RUNS/r50/finetune_upernet"
-launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$RUNS/r18/pseudo_labels_mask" \
-    --pretrained "$RUNS/r50/pretrain/checkpoint.pth.tar" --dump-path "$RUNS/r50/finetune_upernet" "${FINETUNE[@]}"
+LABELS=${LABELS:-$RUNS/r18/pseudo_labels_mask}
+TAG=${TAG:-}
+tuned=$RUNS/$UPERNET_ARCH/finetune_upernet$TAG
+ckpt=$tuned/checkpoint.pth.tar
+stage "fine-tune UPerNet ($UPERNET_ARCH) on $LABELS -> $tuned"
+launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$LABELS" \
+    --pretrained "$RUNS/$UPERNET_ARCH/pretrain/checkpoint.pth.tar" --dump-path "$tuned" "${FINETUNE[@]}"
 
-out=$RUNS/test_py
+out=$RUNS/test_py$TAG
 stage "test.py on validation (Hungarian match) -> $out/validation"
 launch test.py --mode validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}"
-stage "test.py on $TEST_SPLIT (validation match, submission) -> $out/$TEST_SPLIT, $RUNS/result.zip"
+stage "test.py on $TEST_SPLIT (validation match, submission) -> $out/$TEST_SPLIT, $RUNS/result$TAG.zip"
 launch test.py --mode "$TEST_SPLIT" --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
-    --zip "$RUNS/result.zip"
+    --zip "$RUNS/result$TAG.zip"

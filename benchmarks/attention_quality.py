@@ -10,11 +10,10 @@ import argparse
 import os
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 import uss  # noqa: F401  (jittor environment)
-from uss.data.label_png import IGNORE
 from uss.data.split import ImageNetSSplit
+from uss.evaluation.attention import foreground_auc
 from uss.stages.pixel_attention import load_pixel_attention_model
 from uss.stages.pseudo_labels import PixelLabeler
 
@@ -24,25 +23,16 @@ def main() -> None:
     parser.add_argument("checkpoint", help="<pixel attention dump>/checkpoint.pth.tar")
     parser.add_argument("--data", default="data/toy")
     parser.add_argument("--split", default="validation")
-    parser.add_argument("--short-side", type=int, default=96)
+    parser.add_argument("--short-side", type=int, default=64)
     args = parser.parse_args()
     model = load_pixel_attention_model(args.checkpoint)
     channels = model.backbone.out_channels[-1]
     labeler = PixelLabeler(model, np.eye(1, channels, dtype=np.float32), short_side=args.short_side)
     split = ImageNetSSplit(args.data, args.split)
-    foreground, scores, spreads = [], [], []
-    for index in range(len(split)):
-        gt = split.load_label(index)
-        _, attention = labeler(split.load(index).image)
-        keep = gt != IGNORE
-        foreground.append(gt[keep] > 0)
-        scores.append(attention[keep])
-        spreads.append(float(attention.std()))
-    foreground, scores = np.concatenate(foreground), np.concatenate(scores)
-    print(f"{os.path.relpath(args.checkpoint)} on {len(split)} {args.split} images: foreground AUC "
-          f"{roc_auc_score(foreground, scores):.3f}, attention {scores.min():.3f}..{scores.max():.3f}, "
-          f"mean within-image std {np.mean(spreads):.4f}, mean on objects {scores[foreground].mean():.4f} "
-          f"vs background {scores[~foreground].mean():.4f}")
+    r = foreground_auc(lambda image: labeler(image)[1], split)
+    print(f"{os.path.relpath(args.checkpoint)} on {len(split)} {args.split} images: foreground AUC {r['auc']:.3f}, "
+          f"attention {r['min']:.3f}..{r['max']:.3f}, mean within-image std {r['within_image_std']:.4f}, "
+          f"mean on objects {r['mean_foreground']:.4f} vs background {r['mean_background']:.4f}")
 
 
 if __name__ == "__main__":

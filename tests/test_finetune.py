@@ -280,3 +280,23 @@ def test_inference_reports_bad_images_and_continues(workspace, tmp_path):
     assert summary["written"] == 1 and len(summary["failed"]) == 1 and "bad.JPEG" in summary["failed"][0]
     assert read_label_png(os.path.join(out, "n00000001", "good.png")).shape == (40, 50)
     assert not os.path.exists(os.path.join(out, "n00000001", "bad.png"))
+
+
+def test_classifier_init_sets_the_first_loss():
+    """The default N(0, 0.01) classifier starts the loss at ln(K+1); PASS's kaiming init (kept as an option for the
+    paper preset) starts it several times higher on C5 features, which plain SGD on the demo never recovered from."""
+    import jittor as jt
+
+    rng = np.random.default_rng(0)
+    images = jt.array(rng.normal(size=(4, 3, 64, 64)).astype(np.float32))
+    labels = jt.array(rng.integers(0, K + 1, size=(4, 32, 32)).astype(np.int32))
+    losses = {}
+    for init in ("normal", "kaiming"):
+        jt.set_global_seed(0)
+        model = build_segmentation_model("resnet18", K, "linear", classifier_init=init)
+        with jt.no_grad():
+            losses[init] = finetune.segmentation_loss(model, images, labels)[0].item()
+    assert abs(losses["normal"] - np.log(K + 1)) < 0.05, losses
+    assert losses["kaiming"] > 2 * np.log(K + 1), losses
+    head = build_segmentation_model("resnet18", K, "upernet", classifier_init="normal", channels=32).head
+    assert head.channels == 32 and abs(float(head.conv_seg.weight.numpy().std()) - 0.01) < 0.003

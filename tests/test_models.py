@@ -72,6 +72,25 @@ def test_resnet_torchvision_parameter_names_and_counts():
     assert tuple(r50.layer1[0].conv3.weight.shape) == (256, 64, 1, 1)
 
 
+def test_width_and_small_stem():
+    """Width scales every stage's channels; the small stem (one 3x3/1 conv, no max-pool) keeps 4x the resolution."""
+    net = build_resnet(18, width=0.25, stem="small")
+    assert net.out_channels == [16, 32, 64, 128] and net.strides == [1, 2, 4, 8]
+    assert tuple(net.conv1.weight.shape) == (16, 3, 3, 3)
+    outs = net(_randn(2, 3, 32, 32))
+    for out, c, size in zip(outs, (16, 32, 64, 128), (32, 16, 8, 4)):
+        assert tuple(out.shape) == (2, c, size, size)
+    r50 = build_resnet(50, width=0.5)
+    assert r50.out_channels == [128, 256, 512, 1024] and r50.strides == [4, 8, 16, 32]
+    assert tuple(r50.conv1.weight.shape) == (32, 3, 7, 7)
+    # The defaults are the ImageNet network, parameter for parameter.
+    assert _trainable_count(build_resnet(18, width=1.0, stem="imagenet")) == _trainable_count(build_resnet(18))
+    with pytest.raises(ValueError, match="stem"):
+        build_resnet(18, stem="tiny")
+    with pytest.raises(ValueError, match="width"):
+        build_resnet(18, width=0)
+
+
 def test_zero_init_residual():
     net = build_resnet(18, zero_init_residual=True)
     assert np.all(net.layer1[0].bn2.weight.numpy() == 0)

@@ -163,3 +163,26 @@ def test_rerun_is_fast_noop_and_other_parameters_rebuild(tmp_path, capsys):
     open(os.path.join(root, ".toy-incomplete"), "w").close()
     generate(root, seed=0, **SMALL)
     assert _tree(root) == contents
+
+
+def test_oracle_train_masks_match_the_images_and_stay_outside(tmp_path):
+    """The true train masks (ceiling rows only) are the generator's own labels of the same renders, written outside
+    the dataset; a rerun keeps them, and the dataset itself holds no train segmentation."""
+    from uss.data.label_png import read_label_png
+
+    data, masks = str(tmp_path / "toy"), str(tmp_path / "masks")
+    summary = generate(data, classes=3, size=48, train_per_class=2, val_per_class=1, test_per_class=1,
+                       oracle_masks=masks, progress=False)
+    names = [line.strip() for line in open(os.path.join(data, "names", "train.txt"))]
+    assert len(names) == summary["images"]["train"] == 6
+    assert not os.path.exists(os.path.join(data, "train-segmentation"))
+    for name in names:
+        label = read_label_png(os.path.join(masks, name[:-len(".JPEG")] + ".png"))
+        assert label.shape == (48, 48)
+        main_class = int(name.split("/")[0][1:])
+        assert (label == main_class).sum() > 0  # the folder's class is drawn in its mask
+        assert set(np.unique(label)) <= set(range(4)) | {1000}
+    before = os.path.getmtime(os.path.join(masks, names[0][:-len(".JPEG")] + ".png"))
+    generate(data, classes=3, size=48, train_per_class=2, val_per_class=1, test_per_class=1, oracle_masks=masks,
+             progress=False)
+    assert os.path.getmtime(os.path.join(masks, names[0][:-len(".JPEG")] + ".png")) == before

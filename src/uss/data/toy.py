@@ -49,6 +49,7 @@ SPLIT_CODES = {"train": 1, "validation": 2, "test": 3}
 JPEG_QUALITY = 95
 MIN_AREA, MAX_AREA = 0.05, 0.60  # object area as a fraction of the image
 TWO_OBJECT_RATE = 0.25
+DEFAULT_SIZE, DEFAULT_TRAIN_PER_CLASS = 96, 40
 
 SHAPES = ("disc", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent", "heart", "arrow")
 TEXTURES = ("stripes", "dots", "checkerboard", "solid", "waves", "speckle", "rings", "grid", "blobs", "spokes")
@@ -460,9 +461,46 @@ def _clear_previous(out: str) -> None:
             os.unlink(path)
 
 
-def generate(out: str, seed: int = 0, classes: int = 10, size: int = 96, train_per_class: int = 40,
-             val_per_class: int = 8, test_per_class: int = 8, *, progress: bool = True) -> Dict:
-    """Write the toy ImageNet-S dataset under `out` (reused when already complete) and return its summary."""
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def write_oracle_masks(out: str, oracle_dir: str, summary: Dict, *, progress: bool = True) -> int:
+    """Write the true label PNG of every train image of the dataset at `out` to `oracle_dir`/<wnid>/<name>.png.
+
+    The folder lies outside the dataset, so no unsupervised stage (all of which read only `--data`) can see
+    it; only the demo's ceiling rows pass it on, as `--pseudo-labels`. The masks are re-rendered from the
+    generator's own per-image seeds (the same pixels as the JPEGs); existing files are kept. Returns the
+    number written."""
+    if _inside(oracle_dir, out) or _inside(out, oracle_dir):
+        raise ToyDatasetError(f"the oracle mask folder {oracle_dir} must lie outside the dataset {out} (and not "
+                              f"contain it): unsupervised stages must never be able to read it")
+    written = 0
+    todo = [item for item in _plan(summary) if item[0] == "train"
+            and not os.path.isfile(os.path.join(oracle_dir, label_name(item[3])))]
+    for split, k, j, relative in tqdm(todo, desc="toy oracle train masks", unit="img", disable=not progress):
+        rng = np.random.default_rng([summary["seed"], SPLIT_CODES[split], k, j])
+        _, label, _ = render_image(rng, k, summary["classes"], summary["size"])
+        write_label_png(os.path.join(oracle_dir, label_name(relative)), label)
+        written += 1
+    return written
+
+
+def generate(out: str, seed: int = 0, classes: int = 10, size: int = DEFAULT_SIZE,
+             train_per_class: int = DEFAULT_TRAIN_PER_CLASS, val_per_class: int = 8, test_per_class: int = 8, *,
+             oracle_masks: Optional[str] = None, progress: bool = True) -> Dict:
+    """Write the toy ImageNet-S dataset under `out` (reused when already complete) and return its summary;
+    with `oracle_masks`, also the true train masks there (see `write_oracle_masks`)."""
+    summary = _generate(out, seed, classes, size, train_per_class, val_per_class, test_per_class, progress)
+    if oracle_masks:
+        written = write_oracle_masks(out, oracle_masks, summary, progress=progress)
+        print(f"toy dataset: {written} new oracle train masks in {oracle_masks} (ceiling rows only; outside {out})")
+    return summary
+
+
+def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int, val_per_class: int,
+              test_per_class: int, progress: bool) -> Dict:
     params = _parameters(seed, classes, size, train_per_class, val_per_class, test_per_class)
     _check_parameters(params)
     params = {key: int(value) if isinstance(value, np.integer) else value for key, value in params.items()}
@@ -524,14 +562,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier toy dataset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classes", type=int, default=10, help=f"number of classes, 1..{MAX_CLASSES}")
-    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
-    parser.add_argument("--train-per-class", type=int, default=40)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="image side in pixels")
+    parser.add_argument("--train-per-class", type=int, default=DEFAULT_TRAIN_PER_CLASS)
     parser.add_argument("--val-per-class", type=int, default=8)
     parser.add_argument("--test-per-class", type=int, default=8)
+    parser.add_argument("--oracle-masks", default=None, metavar="DIR",
+                        help="also write the true train masks to DIR, outside --out (for ceiling rows only)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     generate(args.out, seed=args.seed, classes=args.classes, size=args.size, train_per_class=args.train_per_class,
-             val_per_class=args.val_per_class, test_per_class=args.test_per_class, progress=not args.no_progress)
+             val_per_class=args.val_per_class, test_per_class=args.test_per_class, oracle_masks=args.oracle_masks,
+             progress=not args.no_progress)
 
 
 if __name__ == "__main__":

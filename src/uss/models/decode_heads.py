@@ -2,7 +2,8 @@
 
 Every head takes the list of the four ResNet stage outputs [C2, C3, C4, C5] (strides 4, 8, 16, 32) and
 returns logits N x (K+1) x h x w: channel 0 is background, channels 1..K the (pseudo-)classes. `h x w` is
-the resolution of the head's `output_stride`; the caller upsamples the logits to the label / image size.
+the resolution of the head's `output_stride` (given for the ImageNet stem; the small stem of
+`uss.models.resnet` divides every stride by 4); the caller upsamples the logits to the label / image size.
 
 `LinearHead` is PASS's fine-tuning head (`last_layer`: one 1x1 conv with bias on C5). `UPerNetHead` is a
 UPerNet (pyramid pooling on C5 + FPN over C2..C5, output stride 4) with mmsegmentation's UPerHead layout and
@@ -10,7 +11,7 @@ parameter names. New heads subclass `DecodeHead`, implement `decode` and registe
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Type
+from typing import Any, Dict, List, Mapping, Sequence, Type
 
 import jittor as jt
 import numpy as np
@@ -19,9 +20,11 @@ from jittor import init, nn
 from uss.models.resnet import kaiming_init_convs
 
 __all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "AdaptiveAvgPool2d", "adaptive_pool_matrix",
-           "HEADS", "build_head"]
+           "HEADS", "build_head",
+           "add_head_arguments", "head_options", "CLASSIFIER_INITS"]
 
 NUM_STAGES = 4
+CLASSIFIER_INITS = ("normal", "kaiming")
 
 
 class DecodeHead(nn.Module):
@@ -33,8 +36,11 @@ class DecodeHead(nn.Module):
 
     output_stride: int = 32
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int) -> None:
+    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal") -> None:
         super().__init__()
+        if classifier_init not in CLASSIFIER_INITS:
+            raise ValueError(f"unknown classifier init {classifier_init!r}; choose from {CLASSIFIER_INITS}")
+        self.classifier_init = classifier_init
         if len(in_channels) != NUM_STAGES:
             raise ValueError(f"a decode head needs the channels of the {NUM_STAGES} backbone stages, got {in_channels}")
         if num_classes < 1:
@@ -46,6 +52,19 @@ class DecodeHead(nn.Module):
     def num_outputs(self) -> int:
         """Logit channels: K classes + background."""
         return self.num_classes + 1
+
+    def init_classifier(self, conv: nn.Conv2d) -> None:
+        """Initialise the final 1x1 classifier. 'normal': N(0, 0.01) weights and zero bias (mmsegmentation's
+        BaseDecodeHead), so the first logits are near 0 and the loss starts at ln(K+1). 'kaiming': fan_out
+        kaiming-normal as PASS (src/resnet.py initialises `last_layer` with every other conv); on C5 features that
+        gives logits of std ~10 and a first loss ~5x ln(K+1), which only LARC's tiny relative steps over PASS's
+        thousands of iterations absorb: with plain SGD on the demo it never left the background."""
+        if self.classifier_init == "normal":
+            init.gauss_(conv.weight, 0.0, 0.01)
+        else:
+            init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        if conv.bias is not None:
+            init.constant_(conv.bias, 0.0)
 
     def execute(self, features: Sequence[jt.Var]) -> jt.Var:
         """features: [C2, C3, C4, C5] -> logits N x (K+1) x h x w."""
@@ -66,10 +85,10 @@ class LinearHead(DecodeHead):
 
     output_stride = 32
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int) -> None:
-        super().__init__(in_channels, num_classes)
+    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal") -> None:
+        super().__init__(in_channels, num_classes, classifier_init)
         self.conv = nn.Conv2d(self.in_channels[-1], self.num_outputs, kernel_size=1, bias=True)
-        kaiming_init_convs(self)  # PASS initialises every conv, last_layer included, kaiming fan_out
+        self.init_classifier(self.conv)
 
     def decode(self, features: Sequence[jt.Var]) -> jt.Var:
         """1x1 conv on C5."""
@@ -140,9 +159,9 @@ class UPerNetHead(DecodeHead):
 
     output_stride = 4
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, channels: int = 512,
-                 pool_scales: Sequence[int] = (1, 2, 3, 6), dropout_ratio: float = 0.1) -> None:
-        super().__init__(in_channels, num_classes)
+    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal",
+                 channels: int = 512, pool_scales: Sequence[int] = (1, 2, 3, 6), dropout_ratio: float = 0.1) -> None:
+        super().__init__(in_channels, num_classes, classifier_init)
         self.channels = int(channels)
         self.pool_scales = tuple(int(s) for s in pool_scales)
         top = self.in_channels[-1]
@@ -156,8 +175,7 @@ class UPerNetHead(DecodeHead):
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(self.channels, self.num_outputs, kernel_size=1, bias=True)
         kaiming_init_convs(self)  # mmcv ConvModule: kaiming normal, fan_out, relu
-        init.gauss_(self.conv_seg.weight, 0.0, 0.01)  # mmseg's classifier: normal(0, 0.01), zero bias
-        init.constant_(self.conv_seg.bias, 0.0)
+        self.init_classifier(self.conv_seg)
 
     def pyramid_pooling(self, x: jt.Var) -> List[jt.Var]:
         """The pooled, 1x1-convolved maps of C5 (one per scale, at the pooled size)."""
@@ -184,8 +202,25 @@ class UPerNetHead(DecodeHead):
 HEADS: Dict[str, Type[DecodeHead]] = {"linear": LinearHead, "upernet": UPerNetHead}
 
 
-def build_head(name: str, in_channels: Sequence[int], num_classes: int) -> DecodeHead:
-    """A registered head by name ('linear', 'upernet')."""
+def add_head_arguments(group: Any) -> None:
+    """--head, --classifier-init and --head-channels on a parser or argument group."""
+    group.add_argument("--head", default="linear", choices=sorted(HEADS))
+    group.add_argument("--classifier-init", default="normal", choices=CLASSIFIER_INITS,
+                       help="final 1x1 classifier: normal = N(0, 0.01) (mmsegmentation), kaiming = as PASS")
+    group.add_argument("--head-channels", type=int, default=512, help="UPerNet inner channels (mmsegmentation: 512)")
+
+
+def head_options(saved: Mapping[str, Any]) -> Dict[str, Any]:
+    """The head's constructor options from a stage's (saved) arguments; older checkpoints get the defaults."""
+    options: Dict[str, Any] = {"classifier_init": saved.get("classifier_init") or "normal"}
+    if (saved.get("head") or "linear") == "upernet":
+        options["channels"] = int(saved.get("head_channels") or 512)
+    return options
+
+
+def build_head(name: str, in_channels: Sequence[int], num_classes: int, **options: Any) -> DecodeHead:
+    """A registered head by name ('linear', 'upernet'); options go to its constructor (classifier_init, and
+    UPerNet's channels)."""
     if name not in HEADS:
         raise ValueError(f"unknown decode head {name!r}; choose from {sorted(HEADS)}")
-    return HEADS[name](in_channels, num_classes)
+    return HEADS[name](in_channels, num_classes, **options)

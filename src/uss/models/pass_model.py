@@ -54,6 +54,8 @@ class PASSModel(nn.Module):
         shallow_stages: Sequence[int] = (3,),
         zero_init_residual: bool = False,
         n_large_crops: int = 2,
+        width: float = 1.0,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
         if any(s not in (1, 2, 3) for s in shallow_stages):
@@ -62,7 +64,7 @@ class PASSModel(nn.Module):
         self.feat_dim = feat_dim
         self.n_large_crops = n_large_crops
         self.shallow_stages = tuple(shallow_stages)
-        self.backbone = build_resnet(depth, zero_init_residual=zero_init_residual)
+        self.backbone = build_resnet(depth, zero_init_residual=zero_init_residual, width=width, stem=stem)
         channels = self.backbone.out_channels
         hidden = default_hidden_dim(depth) if hidden_dim is None else hidden_dim
         self.hidden_dim = hidden
@@ -132,8 +134,9 @@ def arch_depth(arch: str) -> int:
 def build_model(arch: str = "resnet50", stage: str = "pretrain", **kwargs: Any) -> PASSModel | PixelAttentionModel:
     """Model for a PASS stage: 'pretrain' -> PASSModel, 'pixel_attention' -> PixelAttentionModel.
 
-    kwargs go to the model (n_prototypes, feat_dim, hidden_dim, and for pretraining shallow_stages,
-    zero_init_residual); hidden_dim defaults to 512 for ResNet-18/34 and 2048 for ResNet-50/101.
+    kwargs go to the model (n_prototypes, feat_dim, hidden_dim, the backbone's width and stem, and for
+    pretraining shallow_stages, zero_init_residual); hidden_dim defaults to 512 for ResNet-18/34 and 2048 for
+    ResNet-50/101.
     """
     depth = arch_depth(arch)
     if stage == "pretrain":

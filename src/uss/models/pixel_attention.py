@@ -60,11 +60,13 @@ class PixelAttentionModel(nn.Module):
         feat_dim: int = 128,
         hidden_dim: Optional[int] = None,
         upsample: int = 4,
+        width: float = 1.0,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
         self.depth = depth
         self.upsample = upsample
-        self.backbone = build_resnet(depth)
+        self.backbone = build_resnet(depth, width=width, stem=stem)
         channels = self.backbone.out_channels[-1]
         hidden = default_hidden_dim(depth) if hidden_dim is None else hidden_dim
         self.fbg = PixelAttention(channels)

@@ -1,12 +1,19 @@
-"""ResNet-18/34/50/101 backbone returning the four stage outputs, with torchvision parameter names."""
+"""ResNet-18/34/50/101 backbone returning the four stage outputs, with torchvision parameter names.
+
+Two options serve small images (the demo) and leave the ImageNet network unchanged at their defaults:
+`width` scales every stage's channels (64, 128, 256, 512 x width, as wide/slim ResNets do), and
+`stem="small"` replaces the 7x7/2 convolution + 3x3/2 max-pool by one 3x3/1 convolution (the CIFAR-style
+stem of He et al. 2016, section 4.2), so the stage strides are 1, 2, 4, 8 instead of 4, 8, 16, 32.
+"""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Type, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Type, Union
 
 import jittor as jt
 from jittor import init, nn
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet", "RESNET_SPECS", "kaiming_init_convs"]
+__all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet", "RESNET_SPECS", "STEMS", "kaiming_init_convs",
+           "add_backbone_arguments", "backbone_options"]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -84,6 +91,9 @@ RESNET_SPECS: dict[int, tuple[Block, tuple[int, int, int, int]]] = {
 }
 
 
+STEMS = {"imagenet": 4, "small": 1}  # stem -> stride of C2 (layer1's output)
+
+
 def kaiming_init_convs(module: nn.Module) -> None:
     """Kaiming-normal (fan_out, relu) init of every Conv2d weight under `module`, as torchvision/SwAV/PASS."""
     for m in module.modules():
@@ -92,21 +102,36 @@ def kaiming_init_convs(module: nn.Module) -> None:
 
 
 class ResNet(nn.Module):
-    """ResNet trunk (no pooling/fc); `execute(x)` returns (C2, C3, C4, C5) at strides 4, 8, 16, 32."""
+    """ResNet trunk (no pooling/fc); `execute(x)` returns (C2, C3, C4, C5) at strides `strides`
+    (4, 8, 16, 32 with the ImageNet stem, 1, 2, 4, 8 with the small one)."""
 
-    def __init__(self, block: Block, layers: Sequence[int], zero_init_residual: bool = False) -> None:
+    def __init__(self, block: Block, layers: Sequence[int], zero_init_residual: bool = False, width: float = 1.0,
+                 stem: str = "imagenet") -> None:
         super().__init__()
-        self.inplanes = 64
-        # PASS/SwAV pad by 1 then convolve with padding 2; a single padding of 3 is the same operation.
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        if stem not in STEMS:
+            raise ValueError(f"unknown ResNet stem {stem!r}; choose from {sorted(STEMS)}")
+        if not 0 < width <= 4 or round(64 * width) < 1:
+            raise ValueError(f"ResNet width multiplier must lie in (0, 4], got {width}")
+        planes = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
+        self.width = float(width)
+        self.stem = stem
+        self.inplanes = planes[0]
+        if stem == "imagenet":
+            # PASS/SwAV pad by 1 then convolve with padding 2; a single padding of 3 is the same operation.
+            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        else:
+            self.conv1 = nn.Conv2d(3, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
-        self.out_channels: list[int] = [c * block.expansion for c in (64, 128, 256, 512)]
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=2)
+        self.out_channels: list[int] = [c * block.expansion for c in planes]
+        first = STEMS[stem]
+        self.strides: list[int] = [first, 2 * first, 4 * first, 8 * first]
         kaiming_init_convs(self)
         if zero_init_residual:
             for m in self.modules():
@@ -136,9 +161,21 @@ class ResNet(nn.Module):
         return c2, c3, c4, c5
 
 
-def build_resnet(depth: int, zero_init_residual: bool = False) -> ResNet:
-    """ResNet of the given depth (18, 34, 50 or 101)."""
+def build_resnet(depth: int, zero_init_residual: bool = False, width: float = 1.0, stem: str = "imagenet") -> ResNet:
+    """ResNet of the given depth (18, 34, 50 or 101), channel width multiplier and stem ('imagenet' | 'small')."""
     if depth not in RESNET_SPECS:
         raise ValueError(f"unsupported ResNet depth {depth}; choose from {sorted(RESNET_SPECS)}")
     block, layers = RESNET_SPECS[depth]
-    return ResNet(block, layers, zero_init_residual=zero_init_residual)
+    return ResNet(block, layers, zero_init_residual=zero_init_residual, width=width, stem=stem)
+
+
+def add_backbone_arguments(group: Any) -> None:
+    """--width and --stem on a parser or argument group (the defaults are the ImageNet ResNet)."""
+    group.add_argument("--width", type=float, default=1.0, help="ResNet channel width multiplier (1 = standard)")
+    group.add_argument("--stem", default="imagenet", choices=sorted(STEMS),
+                       help="imagenet: 7x7/2 conv + max-pool (output stride 32); small: one 3x3/1 conv (stride 8)")
+
+
+def backbone_options(saved: Mapping[str, Any]) -> Dict[str, Any]:
+    """The width/stem keyword arguments from a stage's (saved) arguments; older checkpoints get the defaults."""
+    return {"width": float(saved.get("width") or 1.0), "stem": saved.get("stem") or "imagenet"}

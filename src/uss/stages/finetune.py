@@ -12,7 +12,7 @@ equals an uninterrupted one.
 import argparse
 import os
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jittor as jt
 import numpy as np
@@ -26,7 +26,8 @@ from uss.data.label_png import IGNORE
 from uss.data.pseudo_labels import PseudoLabelDataset, check_label_ids
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
-from uss.models.decode_heads import HEADS
+from uss.models.decode_heads import add_head_arguments, head_options
+from uss.models.resnet import add_backbone_arguments, backbone_options
 from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
 from uss.training import runner
 from uss.training.optim import add_optimisation_arguments, build_optimizer
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pretrained", required=True,
                        help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.pth.tar, as PASS)")
     model.add_argument("--arch", default="resnet18", help="resnet18 | resnet34 | resnet50 | resnet101")
-    model.add_argument("--head", default="linear", choices=sorted(HEADS))
+    add_backbone_arguments(model)
+    add_head_arguments(model)
     model.add_argument("--num-classes", type=int, default=None,
                        help="K, the number of pseudo classes (default: the dataset's categories)")
     add_optimisation_arguments(parser, epochs=20)
@@ -84,13 +86,29 @@ def masked_cross_entropy(logits: jt.Var, labels: jt.Var, ignore_index: int = IGN
 
 def segmentation_loss(model: jt.nn.Module, images: jt.Var, labels: jt.Var) -> Tuple[jt.Var, jt.Var, jt.Var]:
     """Forward, upsample the logits bilinearly to the label size (as PASS) and apply the masked cross-entropy.
-    Returns (loss, counted pixels, correctly classified counted pixels)."""
+    Returns (loss, counted pixels, predicted ids N x h x w)."""
     logits = model(images)
     logits = nn.interpolate(logits, size=tuple(labels.shape[1:]), mode="bilinear", align_corners=False)
     loss, count = masked_cross_entropy(logits, labels)
-    prediction = jt.argmax(logits.detach(), dim=1)[0]
-    correct = ((prediction == labels) & (labels != IGNORE)).float32().sum()
-    return loss, count, correct
+    return loss, count, jt.argmax(logits.detach(), dim=1)[0]
+
+
+def add_confusion(confusion: np.ndarray, prediction: np.ndarray, labels: np.ndarray) -> None:
+    """Accumulate a (K+1) x (K+1) confusion matrix (rows: label, columns: prediction); ignore pixels are skipped."""
+    size = confusion.shape[0]
+    keep = (labels != IGNORE) & (labels >= 0) & (labels < size)
+    confusion += np.bincount(labels[keep].astype(np.int64) * size + prediction[keep].astype(np.int64),
+                             minlength=size * size).reshape(size, size)
+
+
+def confusion_scores(confusion: np.ndarray) -> Dict[str, float]:
+    """Pixel accuracy, mIoU over the classes present in labels or predictions, and the background share."""
+    total = max(float(confusion.sum()), 1.0)
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = union > 0
+    return {"pixel_acc": float(tp.sum() / total), "miou": float((tp[present] / union[present]).mean()) if present.any()
+            else 0.0, "background_share": float(confusion[0].sum() / total)}
 
 
 def train(args: argparse.Namespace) -> str:
@@ -105,7 +123,8 @@ def train(args: argparse.Namespace) -> str:
     if args.batch_size % world:
         raise InputError(f"--batch-size {args.batch_size} must be divisible by the number of ranks {world}")
 
-    model = build_segmentation_model(args.arch, args.num_classes, args.head)
+    model = build_segmentation_model(args.arch, args.num_classes, args.head, **backbone_options(vars(args)),
+                                     **head_options(vars(args)))
     optimizer = build_optimizer(model.parameters(), args)
     start_epoch, _ = runner.resume(args.dump_path, model, optimizer)
     if start_epoch >= args.epochs:
@@ -137,8 +156,9 @@ def train(args: argparse.Namespace) -> str:
         stats = run_epoch(args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_per_epoch)
         runner.save(args.dump_path, epoch + 1, model, optimizer, args)
         log.record({"stage": STAGE, "epoch": epoch + 1, **stats})
-        log.info(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f}, pixel acc "
-                 f"{100 * stats['pixel_acc']:.1f}%, lr {stats['lr']:.5f}, {stats['images_per_s']:.1f} img/s, "
+        log.info(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f}, train-crop pixel acc "
+                 f"{100 * stats['pixel_acc']:.1f}% (background share {100 * stats['background_share']:.1f}%), "
+                 f"mIoU {100 * stats['miou']:.1f}%, lr {stats['lr']:.5f}, {stats['images_per_s']:.1f} img/s, "
                  f"data wait {100 * stats['data_wait_share']:.0f}%")
     guard.report()
     log.info(f"done in {log.elapsed():.0f}s: {runner.checkpoint_path(args.dump_path)}")
@@ -147,7 +167,8 @@ def train(args: argparse.Namespace) -> str:
 
 def run_epoch(args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_per_epoch) -> dict:
     """One pass over the data; returns mean loss, pixel accuracy, throughput and the data-wait share."""
-    loss_sum = pixels = correct_sum = 0.0
+    loss_sum = 0.0
+    confusion = np.zeros((args.num_classes + 1,) * 2, dtype=np.int64)
     wait = compute = 0.0
     steps = 0
     bar = tqdm(total=iters_per_epoch, desc=f"{STAGE} epoch {epoch + 1}/{args.epochs}", unit="it",
@@ -161,12 +182,11 @@ def run_epoch(args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_
         loaded = time.time()
         iteration = epoch * iters_per_epoch + step
         runner.set_lr(optimizer, lr_schedule[iteration])
-        loss, count, correct = segmentation_loss(model, images, labels)
+        loss, _, prediction = segmentation_loss(model, images, labels)
         optimizer.step(loss)
         value = loss.item()
         loss_sum += value
-        pixels += count.item()
-        correct_sum += correct.item()
+        add_confusion(confusion, prediction.numpy(), labels.numpy())
         steps += 1
         done = time.time()
         wait += loaded - tick
@@ -176,7 +196,7 @@ def run_epoch(args, model, optimizer, dataset, guard, lr_schedule, epoch, iters_
         bar.set_postfix(loss=f"{value:.3f}", img_s=f"{steps * args.batch_size / (wait + compute):.1f}")
     bar.close()
     elapsed = max(wait + compute, 1e-9)
-    return {"loss": loss_sum / max(steps, 1), "pixel_acc": correct_sum / max(pixels, 1.0), "iterations": steps,
+    return {"loss": loss_sum / max(steps, 1), **confusion_scores(confusion), "iterations": steps,
             "lr": float(lr_schedule[min(epoch * iters_per_epoch + max(steps - 1, 0), len(lr_schedule) - 1)]),
             "images_per_s": steps * args.batch_size / elapsed, "data_wait_share": wait / elapsed,
             "seconds": elapsed}

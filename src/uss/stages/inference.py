@@ -41,6 +41,8 @@ from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import MatchFileError, describe_match, load_match
 from uss.evaluation.report import format_table, write_result_json
 from uss.models.decode_heads import HEADS
+from uss.models.decode_heads import head_options
+from uss.models.resnet import backbone_options
 from uss.models.segmentation import SegmentationModel, build_segmentation_model, model_weights
 from uss.training import runner
 from uss.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
@@ -64,7 +66,9 @@ def load_finetuned(checkpoint_path: str, arch: Optional[str] = None, head: Optio
     if config["arch"] is None or config["num_classes"] is None:
         raise CheckpointError(f"{checkpoint_path}: no saved fine-tuning arguments (arch, num_classes): not a "
                               f"fine-tuning checkpoint? (pass --arch and --num-classes for a foreign one)")
-    model = build_segmentation_model(config["arch"], int(config["num_classes"]), config["head"])
+    config.update(backbone_options(saved))
+    model = build_segmentation_model(config["arch"], int(config["num_classes"]), config["head"], **backbone_options(saved),
+                                     **head_options({**saved, "head": config["head"]}))
     try:
         weights = model_weights(state)
     except CheckpointError as error:

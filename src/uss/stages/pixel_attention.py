@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from uss.losses import swapped_prediction_loss, swav_codes
 from uss.models import build_model
+from uss.models.resnet import backbone_options
 from uss.stages.pretrain import build_parser as swav_parser
 from uss.stages.pretrain import fit_swav
 from uss.training import runner
@@ -30,7 +31,7 @@ def train(args: argparse.Namespace) -> str:
     """Run (or resume) pixel-attention training; returns the checkpoint path."""
     runner.seed_everything(args.seed)
     model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp)
+                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
     loaded = runner.load_pretrained(model, args.pretrained, ("backbone.", "projection_head.", "prototypes."))
     runner.StageLog("pixel attention", args.dump_path).info(f"loaded {loaded} tensors from {args.pretrained}")
     model.freeze_pretrained()
@@ -48,7 +49,7 @@ def load_pixel_attention_model(path: str):
     if "state_dict" not in state or "arch" not in saved:
         raise runner.CheckpointError(f"{path}: not a pixel-attention checkpoint of this project (no args/state_dict)")
     model = build_model(saved["arch"], "pixel_attention", n_prototypes=saved["nmb_prototypes"],
-                        feat_dim=saved["feat_dim"], hidden_dim=saved.get("hidden_mlp"))
+                        feat_dim=saved["feat_dim"], hidden_dim=saved.get("hidden_mlp"), **backbone_options(saved))
     runner.load_model_state(model, state["state_dict"], path)
     model.eval()
     return model

@@ -20,6 +20,7 @@ from uss.data.split import ImageNetSSplit
 from uss.losses import (EmbeddingQueue, combine_pass_losses, deep_to_shallow_loss, pixel_to_pixel_loss,
                         swapped_prediction_loss, swav_codes)
 from uss.models import build_model
+from uss.models.resnet import add_backbone_arguments, backbone_options
 from uss.training import runner
 from uss.training.optim import add_optimisation_arguments, build_optimizer
 from uss.training.schedule import warmup_cosine
@@ -43,6 +44,7 @@ def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + 
                       help="replace undecodable images by blanks and list them at the end instead of stopping")
     swav = parser.add_argument_group("SwAV / PASS")
     swav.add_argument("--arch", default="resnet50", help="resnet18 | resnet34 | resnet50 | resnet101")
+    add_backbone_arguments(swav)
     swav.add_argument("--hidden-mlp", type=int, default=None, help="projection hidden width (default 512 R18, 2048 R50)")
     swav.add_argument("--feat-dim", type=int, default=128)
     swav.add_argument("--nmb-prototypes", type=int, default=500)
@@ -67,7 +69,7 @@ def train(args: argparse.Namespace) -> str:
     """Run (or resume) pretraining; returns the checkpoint path."""
     runner.seed_everything(args.seed)
     model = build_model(args.arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow))
+                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow), **backbone_options(vars(args)))
     return fit_swav("pretrain", args, model, model.parameters(), pass_losses)
 
 

@@ -121,12 +121,46 @@ def apply_threshold(classes: np.ndarray, attention: np.ndarray, threshold: float
     return np.where(attention < threshold, 0, classes).astype(np.int32)
 
 
+AUTO = "auto"
+
+
+def oracle_foreground_labels(classes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Cluster ids inside the ground-truth foreground (ids 1..K, ignore pixels counted as foreground), 0 elsewhere."""
+    return np.where(truth > 0, classes, 0).astype(np.int32)
+
+
 def parse_range(text: str) -> List[float]:
-    """'0:0.9:0.025' -> [0, 0.025, ..., 0.9]; or a comma list '0.2,0.3'."""
+    """'0:0.9:0.025' -> [0, 0.025, ..., 0.9]; or a comma list '0.2,0.3'. ('auto[:N]' is resolved by
+    `resolve_thresholds`.)"""
+    if text.startswith(AUTO):
+        raise InputError(f"--thresholds {text}: 'auto' needs the attention of the split (use resolve_thresholds)")
     if ":" in text:
         low, high, step = (float(v) for v in text.split(":"))
         return [round(v, 6) for v in np.arange(low, high + step / 2, step)]
     return [float(v) for v in text.split(",")]
+
+
+def attention_quantiles(attention_of, split: ImageNetSSplit, count: int = 101, max_images: int = 200) -> List[float]:
+    """`count` thresholds at evenly spaced quantiles (0 % .. 100 %) of the attention over (up to `max_images`,
+    evenly spread) images of the split, duplicates dropped. Unlike a fixed grid this always spans the values the
+    attention takes, however narrow (a barely trained attention lives within a few hundredths of 0.5)."""
+    if count < 2:
+        raise InputError(f"--thresholds auto:N needs N >= 2, got {count}")
+    picks = np.unique(np.linspace(0, len(split) - 1, min(max_images, len(split))).round().astype(int))
+    values = np.concatenate([np.asarray(attention_of(split.load(int(i)).image), np.float32).ravel()
+                             for i in tqdm(picks, desc=f"attention quantiles on {split.split}", unit="img")])
+    return sorted({round(float(q), 6) for q in np.quantile(values, np.linspace(0.0, 1.0, count))})
+
+
+def resolve_thresholds(text: str, attention_of, split: ImageNetSSplit) -> List[float]:
+    """--thresholds: 'auto' / 'auto:N' (attention quantiles of the split, N = 101 by default) or `parse_range`."""
+    if text == AUTO or text.startswith(AUTO + ":"):
+        count = text[len(AUTO) + 1:]
+        try:
+            return attention_quantiles(attention_of, split, int(count) if count else 101)
+        except ValueError:
+            raise InputError(f"--thresholds must be auto or auto:N with an integer N, got {text!r}") from None
+    return parse_range(text)
 
 
 def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
@@ -169,7 +203,7 @@ def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_class
 
 
 def generate(label_fn, split: ImageNetSSplit, out_dir: str, desc: str) -> Dict[str, int]:
-    """Write one label PNG per image of `split` (already sharded) with label_fn(image) -> HxW ids.
+    """Write one label PNG per image of `split` (already sharded) with label_fn(image, index) -> HxW ids.
     Finished files (decodable, right size) are skipped; anything else is (re)written atomically."""
     from uss.data.image_io import image_size
 
@@ -191,7 +225,7 @@ def generate(label_fn, split: ImageNetSSplit, out_dir: str, desc: str) -> Dict[s
             counts["failed"] += 1
             failures.append(str(error))
             continue
-        write_label_png(target, label_fn(item.image))
+        write_label_png(target, label_fn(item.image, index))
         counts["written"] += 1
         bar.set_postfix(img_s=f"{counts['written'] / (time.time() - start):.1f}")
     for message in failures:
@@ -220,10 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
     parser.add_argument("--threshold", type=float, default=None,
                         help="generate: background threshold (default: the sweep's <cluster-dir>/threshold.json)")
-    parser.add_argument("--thresholds", default="0:0.9:0.025", help="sweep: 'low:high:step' or a comma list")
+    parser.add_argument("--thresholds", default="0:0.9:0.025",
+                        help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--out", default=None, help="generate: label folder; sweep: default <cluster-dir>")
     parser.add_argument("--shard", default=None, help="generate: do only part i of n (i/n)")
+    parser.add_argument("--foreground", default="attention", choices=["attention", "oracle"],
+                        help="generate: background from the thresholded attention (the method) or, for a ceiling on "
+                             "a split with ground truth, from the true masks")
     return parser
 
 
@@ -236,18 +274,27 @@ def run(args: argparse.Namespace):
     labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side)
     log = runner.StageLog(f"pseudo labels {args.mode}", args.cluster_dir)
     if args.mode == "sweep":
-        chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, parse_range(args.thresholds),
+        thresholds = resolve_thresholds(args.thresholds, lambda image: labeler(image)[1], split)
+        chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, thresholds,
                        len(centroids), args.out or args.cluster_dir)
         log.info(f"chosen threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
         return chosen
     if not args.out:
         raise InputError("generate needs --out (the pseudo-label folder)")
-    threshold, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE))
-    log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f} (from {source})")
     part = shard_of(split, args.shard)
-    counts = generate(lambda image: apply_threshold(*labeler(image), threshold), part, args.out,
-                      f"pseudo labels ({split.split})")
+    if args.foreground == "oracle":
+        # A ceiling, not the method: the ground-truth foreground replaces the thresholded attention.
+        if not split.has_segmentation:
+            raise InputError(f"--foreground oracle needs ground truth: {split.segmentation_dir} not found")
+        log.info(f"labelling {len(split)} images of {split.image_dir} inside their TRUE foreground (ceiling)")
+        counts = generate(lambda image, index: oracle_foreground_labels(labeler(image)[0], part.load_label(index)),
+                          part, args.out, f"pseudo labels ({split.split}, true foreground)")
+    else:
+        threshold, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE))
+        log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f} (from {source})")
+        counts = generate(lambda image, index: apply_threshold(*labeler(image), threshold), part, args.out,
+                          f"pseudo labels ({split.split})")
     log.info(f"{counts['written']} written, {counts['skipped']} already done, {counts['failed']} failed -> {args.out}")
     return counts
 

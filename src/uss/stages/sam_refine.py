@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="threshold for pixels no mask covers (default: <cluster-dir>/threshold.json)")
     parser.add_argument("--sweep-dir", required=True, help="where the mask sweep writes / generate reads threshold.json")
     parser.add_argument("--threshold", type=float, default=None, help="generate: mask threshold (default: the sweep's)")
-    parser.add_argument("--thresholds", default="0:0.9:0.025", help="sweep: 'low:high:step' or a comma list")
+    parser.add_argument("--thresholds", default="0:0.9:0.025",
+                        help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--out", default=None, help="generate: label folder")
     parser.add_argument("--shard", default=None, help="generate: do only part i of n (i/n)")
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace):
                           proposer, pixel_threshold)
     log.info(f"per-pixel threshold {pixel_threshold:.3f} (from {pixel_source}) for uncovered pixels")
     if args.mode == "sweep":
-        chosen = pixel.sweep(labeler.prepare, split, pixel.parse_range(args.thresholds), len(centroids),
+        thresholds = pixel.resolve_thresholds(args.thresholds, lambda image: labeler.labeler(image)[1], split)
+        chosen = pixel.sweep(labeler.prepare, split, thresholds, len(centroids),
                              args.sweep_dir, label_source=f"mask ({args.proposer})")
         log.info(f"chosen mask threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.sweep_dir, pixel.THRESHOLD_FILE)}")
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace):
         raise InputError("generate needs --out (the pseudo-label folder)")
     threshold, source = pixel.resolve_threshold(args.threshold, os.path.join(args.sweep_dir, pixel.THRESHOLD_FILE))
     log.info(f"labelling {len(split)} images of {split.image_dir} with mask threshold {threshold:.3f} (from {source})")
-    counts = pixel.generate(lambda image: labeler(image, threshold), pixel.shard_of(split, args.shard), args.out,
+    counts = pixel.generate(lambda image, index: labeler(image, threshold), pixel.shard_of(split, args.shard), args.out,
                             f"mask pseudo labels ({split.split})")
     log.info(f"{counts['written']} written, {counts['skipped']} already done, {counts['failed']} failed -> {args.out}")
     return counts

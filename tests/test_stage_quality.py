@@ -1,0 +1,185 @@
+"""Each stage does its job when its inputs are good (the checks that the earlier recipe failed).
+
+- Fine-tuning on the true masks of a small toy subset learns to segment: train-crop pixel accuracy and mIoU
+  end well above what predicting background everywhere gives. (With PASS's kaiming-initialised 1x1
+  classifier and plain SGD the first loss was ~5x ln(K+1) and the head stayed at the background share.)
+- Pixel attention trained on that segmenting backbone ranks object pixels above background (AUC well above
+  0.5; the earlier demo's attention was inverted, AUC 0.33).
+- The threshold sweep over that attention picks an interior threshold (not an edge of its range), which it
+  could not do with a fixed grid coarser than the attention's few-hundredths spread.
+- No unsupervised stage ever reads the true train masks the ceiling rows use.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from uss.data.split import ImageNetSSplit
+from uss.data.toy import ToyDatasetError
+from uss.data.toy import generate as make_toy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K = 4
+SIZE = 48
+BACKBONE = ["--arch", "resnet18", "--width", "0.25", "--stem", "small"]
+
+
+def _last_record(dump: str) -> dict:
+    with open(os.path.join(dump, "log.jsonl")) as handle:
+        return json.loads(handle.read().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def quality(tmp_path_factory):
+    """A toy dataset with its true train masks, a backbone fine-tuned on those masks, and pixel attention on it."""
+    from uss.models import build_model
+    from uss.stages import finetune, pixel_attention
+    from uss.training.checkpoint import load_checkpoint, save_checkpoint
+
+    base = tmp_path_factory.mktemp("quality")
+    data, masks = str(base / "toy"), str(base / "true_train_masks")
+    make_toy(data, classes=K, size=SIZE, train_per_class=12, val_per_class=4, test_per_class=1,
+             oracle_masks=masks, progress=False)
+    init = str(base / "init.pth.tar")
+    save_checkpoint(init, {"epoch": 0, "args": {}, "state_dict": build_model(
+        "resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()})
+    oracle = str(base / "finetune_true_masks")
+    finetune.main(["--data", data, "--pseudo-labels", masks, "--pretrained", init, "--dump-path", oracle, *BACKBONE,
+                   "--head", "linear", "--epochs", "16", "--batch-size", "8", "--crop-size", str(SIZE),
+                   "--min-scale", "0.5", "--base-lr", "0.05", "--final-lr", "0.005", "--wd", "1e-4",
+                   "--workers", "0", "--seed", "3"])
+    # The segmenting backbone under fresh (frozen) projection head and prototypes, as a pretraining checkpoint.
+    state = build_model("resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()
+    state.update({k: v for k, v in load_checkpoint(os.path.join(oracle, "checkpoint.pth.tar"))["state_dict"].items()
+                  if k.startswith("backbone.")})
+    segmenting = str(base / "segmenting_backbone.pth.tar")
+    save_checkpoint(segmenting, {"epoch": 0, "args": {}, "state_dict": state})
+    attention = str(base / "pixel_attention")
+    pixel_attention.main(["--data", data, "--pretrained", segmenting, "--dump-path", attention, *BACKBONE,
+                          "--hidden-mlp", "64", "--nmb-prototypes", "8", "--nmb-crops", "2", "--size-crops", str(SIZE),
+                          "--min-scale-crops", "0.3", "--max-scale-crops", "1", "--queue-length", "0",
+                          "--freeze-prototypes-niters", "0", "--batch-size", "8", "--temperature", "0.5",
+                          "--larc", "0.001", "--base-lr", "6.0", "--final-lr", "0.006", "--epochs", "8",
+                          "--workers", "0", "--seed", "3"])
+    return {"data": data, "masks": masks, "oracle": oracle,
+            "attention": os.path.join(attention, "checkpoint.pth.tar"), "base": base}
+
+
+def test_finetuning_on_true_masks_learns_to_segment(quality):
+    record = _last_record(quality["oracle"])
+    background = record["background_share"]
+    assert 0.4 < background < 0.95  # the toy's objects cover a minority of the pixels
+    # Predicting background everywhere gives accuracy = background share and mIoU = share / (K + 1) at best.
+    assert record["pixel_acc"] > background + 0.1, record
+    assert record["miou"] > 2.5 * background / (K + 1), record
+
+
+def _attention_labeler(quality):
+    from uss.stages.pixel_attention import load_pixel_attention_model
+    from uss.stages.pseudo_labels import PixelLabeler
+
+    model = load_pixel_attention_model(quality["attention"])
+    return PixelLabeler(model, np.eye(K, model.backbone.out_channels[-1], dtype=np.float32), short_side=SIZE)
+
+
+def test_pixel_attention_ranks_objects_above_background(quality):
+    from uss.evaluation.attention import foreground_auc
+
+    labeler = _attention_labeler(quality)
+    result = foreground_auc(lambda image: labeler(image)[1], ImageNetSSplit(quality["data"], "validation"))
+    assert result["auc"] > 0.75, result
+    assert result["mean_foreground"] > result["mean_background"]
+
+
+def test_sweep_picks_an_interior_threshold(quality):
+    from functools import partial
+
+    from uss.stages.pseudo_labels import apply_threshold, resolve_thresholds, sweep
+
+    labeler = _attention_labeler(quality)
+    split = ImageNetSSplit(quality["data"], "validation")
+    thresholds = resolve_thresholds("auto:41", lambda image: labeler(image)[1], split)
+    assert len(thresholds) > 30 and thresholds == sorted(thresholds)
+    chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, thresholds, K,
+                   str(quality["base"] / "sweep"))
+    assert thresholds[0] < chosen["threshold"] < thresholds[-1], chosen
+    with open(quality["base"] / "sweep" / "threshold_curve.json") as handle:
+        curve = json.load(handle)["curve"]
+    edges = max(curve[0]["mIoU"], curve[-1]["mIoU"])  # all foreground / all background
+    assert chosen["mIoU"] > edges + 0.02, curve
+
+
+def test_auto_thresholds_span_a_narrow_attention():
+    from uss.stages.pseudo_labels import attention_quantiles, parse_range
+
+    class Split:
+        split = "validation"
+
+        def __init__(self, maps):
+            self.maps = maps
+
+        def __len__(self):
+            return len(self.maps)
+
+        def load(self, index):
+            return type("Item", (), {"image": self.maps[index]})
+
+    rng = np.random.default_rng(0)
+    maps = [0.51 + 0.004 * rng.standard_normal((16, 16)) for _ in range(5)]
+    values = np.concatenate([m.ravel() for m in maps])
+    thresholds = attention_quantiles(lambda image: image, Split(maps), count=11)
+    assert thresholds[0] == pytest.approx(values.min()) and thresholds[-1] == pytest.approx(values.max())
+    assert len(thresholds) == 11
+    # A fixed grid at the old step puts one or two thresholds inside the same values.
+    grid = parse_range("0:0.9:0.025")
+    assert sum(values.min() < t < values.max() for t in grid) <= 2
+
+
+def test_oracle_masks_must_lie_outside_the_dataset(tmp_path):
+    data = str(tmp_path / "toy")
+    with pytest.raises(ToyDatasetError, match="outside the dataset"):
+        make_toy(data, classes=2, size=32, train_per_class=1, val_per_class=1, test_per_class=1,
+                 oracle_masks=os.path.join(data, "train-segmentation"), progress=False)
+
+
+AUDIT = """
+import os, runpy, sys
+log, oracle, script = sys.argv[1], os.path.realpath(sys.argv[2]), sys.argv[3]
+def hook(event, args):
+    if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.realpath(os.fsdecode(args[0]))
+        if path.startswith(oracle):
+            with open(log, "a") as handle:
+                handle.write(event + " " + path + "\\n")
+sys.addaudithook(hook)
+sys.argv = [script] + sys.argv[4:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_unsupervised_stages_never_read_the_true_train_masks(quality, tmp_path):
+    """Every file the unsupervised stages open or list (Python's audit hook sees PIL's and numpy's opens too) lies
+    outside the true-mask folder; the test fails if a stage ever looks there."""
+    log = str(tmp_path / "oracle_reads.txt")
+    common = ["--data", quality["data"], "--workers", "0"]
+    runs = {
+        "main_pretrain.py": common + BACKBONE + ["--dump-path", str(tmp_path / "pretrain"), "--epochs", "1",
+                                                 "--batch-size", "8", "--nmb-crops", "2", "1", "--size-crops", "48",
+                                                 "24", "--min-scale-crops", "0.3", "0.1", "--max-scale-crops", "1",
+                                                 "0.3", "--nmb-prototypes", "8", "--hidden-mlp", "32",
+                                                 "--queue-length", "0", "--max-iters-per-epoch", "1"],
+        "cluster.py": common + ["--pretrained", quality["attention"], "--dump-path", str(tmp_path / "cluster"),
+                                "--resize", "48", "--crop", "48", "--batch-size", "8", "--restarts", "1"],
+        "pseudo_labels.py": ["generate", "--data", quality["data"], "--pretrained", quality["attention"],
+                             "--cluster-dir", str(tmp_path / "cluster"), "--threshold", "0.5", "--short-side", "48",
+                             "--out", str(tmp_path / "labels")],
+    }
+    for script, argv in runs.items():
+        done = subprocess.run([sys.executable, "-c", AUDIT, log, quality["masks"], os.path.join(ROOT, script), *argv],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{script}: {done.stderr[-2000:]}"
+    assert os.listdir(quality["masks"])  # the masks exist, so a stage that looked would have found them
+    assert not os.path.exists(log), open(log).read()
