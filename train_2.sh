@@ -2,6 +2,9 @@
 # Stage 2: pixel attention, k-means clustering and the background-threshold sweep, for ResNet-18 and
 # ResNet-50; ends by printing the chosen thresholds (written to $RUNS/<arch>/cluster/threshold.json,
 # which the pseudo-label stages read by default). Needs train_1.sh. Same DATA / NGPU / RUNS as train_1.sh.
+# Starting from released weights instead of train_1.sh (PyTorch or Jittor files are read weights-only):
+#   ARCHS=r50 PRETRAINED_R50=weights/swav_800ep_pretrain.pth.tar bash train_2.sh        SwAV ResNet-50
+#   PRETRAINED_R18=weights/pass50_pretrained.pth.tar ARCHS=r18 bash train_2.sh           PASS's release
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -29,26 +32,28 @@ else
 fi
 # ----------------------------------------------------------------------------------------------
 
-for arch in r18 r50; do
+ARCHS=${ARCHS:-r18 r50}
+for arch in $ARCHS; do
   if [ $arch = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
   dir=$RUNS/$arch
+  start=PRETRAINED_${arch^^}
   stage "pixel attention $net [$PRESET] -> $dir/pixel_attention"
-  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "$dir/pretrain/checkpoint.pth.tar" \
+  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "${!start:-$dir/pretrain/checkpoint.safetensors}" \
       --dump-path "$dir/pixel_attention" "${ATTENTION[@]}" "${extra[@]}"
   stage "cluster $net -> $dir/cluster"
-  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
       --dump-path "$dir/cluster" "${CLUSTER[@]}"
   stage "background-threshold sweep $net on validation -> $dir/cluster/threshold.json"
   if [ -f "$dir/cluster/threshold.json" ]; then
     echo "complete: $dir/cluster/threshold.json"
   else
-    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
         --cluster-dir "$dir/cluster" "${SWEEP[@]}"
   fi
 done
 
 stage "chosen background thresholds"
-for arch in r18 r50; do
+for arch in $ARCHS; do
   "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: threshold {d['threshold']:.3f}, validation mIoU {100*d['mIoU']:.2f} (per-pixel labels)\")" \
       "$RUNS/$arch/cluster/threshold.json" "$arch"
 done

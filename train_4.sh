@@ -5,6 +5,9 @@
 #   bash train_4.sh                                   demo (superpixel regions)
 #   DATA=/path/to/ImageNetS50 NGPU=8 bash train_4.sh  paper settings, SAM ViT-B from weights/sam_vit_b_01ec64.pth
 # Same DATA / NGPU / RUNS / PROPOSER / SAM_CHECKPOINT as train_3.sh. Rerunning continues.
+# PRETRAINED_R50 replaces train_1's ResNet-50 (read weights-only): the challenge entry's
+# weights/train_pixelattention_checkpoint.pth.tar, PASS's pass50_pretrained.pth.tar, SwAV's
+# swav_800ep_pretrain.pth.tar or DINO's dino_resnet50_pretrain.pth.
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -31,10 +34,10 @@ SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" --points-pe
 # ----------------------------------------------------------------------------------------------
 
 if [ "$PROPOSER" = sam ]; then REGIONS=(--proposer sam "${SAM[@]}"); else REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}"); fi
-ckpt=$RUNS/r50/finetune_upernet/checkpoint.pth.tar
+ckpt=$RUNS/r50/finetune_upernet/checkpoint.safetensors
 stage "fine-tune UPerNet (ResNet-50) on mask pseudo labels -> $RUNS/r50/finetune_upernet"
 launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$RUNS/r18/pseudo_labels_mask" \
-    --pretrained "$RUNS/r50/pretrain/checkpoint.pth.tar" --dump-path "$RUNS/r50/finetune_upernet" "${FINETUNE[@]}"
+    --pretrained "${PRETRAINED_R50:-$RUNS/r50/pretrain/checkpoint.safetensors}" --dump-path "$RUNS/r50/finetune_upernet" "${FINETUNE[@]}"
 
 out=$RUNS/test_py
 stage "test.py on validation (Hungarian match) -> $out/validation"

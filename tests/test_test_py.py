@@ -52,7 +52,7 @@ def setup(tmp_path_factory):
     jt.set_global_seed(0)
     sam = str(base / "sam_vit_tiny.pth")
     jt.save(build_sam("vit_tiny").state_dict(), sam)
-    return {"data": data, "ckpt": str(base / "ft" / "checkpoint.pth.tar"), "sam": sam, "base": base}
+    return {"data": data, "ckpt": str(base / "ft" / "checkpoint.safetensors"), "sam": sam, "base": base}
 
 
 def args_for(setup, out, *extra):
@@ -432,7 +432,7 @@ def test_upernet_checkpoint_runs_through_test_py(setup, tmp_path):
     runner.save(str(tmp_path / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="upernet",
                                                                          num_classes=K))
     out = tmp_path / "out"
-    argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.pth.tar"), "--out", str(out),
+    argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.safetensors"), "--out", str(out),
             *SUPERPIXEL, "--shard", "0/9"]
     assert test_refine.main(argv) == 0
     split = ImageNetSSplit(setup["data"], "validation")

@@ -1,6 +1,6 @@
 """Predict label PNGs for a split with a fine-tuned segmentation model, then optionally evaluate them.
 
-    python -m uss.stages.inference --checkpoint <finetune dump>/checkpoint.pth.tar --data ROOT \
+    python -m uss.stages.inference --checkpoint <finetune dump>/checkpoint.safetensors --data ROOT \
         --split validation --out runs/x/validation --match auto
     python -m uss.stages.inference --checkpoint ... --split test --out runs/x/test --match runs/x/validation/match.json
 
@@ -40,6 +40,7 @@ from uss.errors import InputError, run_cli
 from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import MatchFileError, describe_match, load_match
 from uss.evaluation.report import format_table, write_result_json
+from uss.models import foreign
 from uss.models.decode_heads import HEADS
 from uss.models.segmentation import SegmentationModel, build_segmentation_model, model_weights
 from uss.training import runner
@@ -59,6 +60,13 @@ def load_finetuned(checkpoint_path: str, arch: Optional[str] = None, head: Optio
     Returns (model, config with arch, head, num_classes, epoch)."""
     state = load_checkpoint(checkpoint_path)
     saved = state.get("args") or {}
+    if not saved and isinstance(state, dict) and arch is None and num_classes is None:
+        # A foreign file (PASS, the challenge entry's weights/checkpoint.pth.tar) saves no arguments: its tensors tell.
+        try:
+            saved = foreign.finetune_config(model_weights(state), checkpoint_path)
+        except CheckpointError as error:
+            raise CheckpointError(f"{error}" if str(error).startswith(checkpoint_path)
+                                  else f"{checkpoint_path}: {error}") from None
     config = {"arch": arch or saved.get("arch"), "head": head or saved.get("head") or "linear",
               "num_classes": num_classes if num_classes is not None else saved.get("num_classes")}
     if config["arch"] is None or config["num_classes"] is None:
@@ -238,7 +246,7 @@ def evaluate_predictions(out_dir: str, data: str, split: str, match: str, result
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m uss.stages.inference", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="<finetune dump>/checkpoint.pth.tar")
+    parser.add_argument("--checkpoint", required=True, help="<finetune dump>/checkpoint.safetensors")
     parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--out", required=True, help="prediction folder (<out>/<wnid>/<name>.png)")

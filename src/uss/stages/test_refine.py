@@ -1,7 +1,7 @@
 """Test-time segmentation (test.py): the fine-tuned model's predictions refined with region masks, the match
 and evaluation, and the benchmark zip.
 
-    python test.py --mode validation --checkpoint weights/finetune/checkpoint.pth.tar \
+    python test.py --mode validation --checkpoint weights/finetune/checkpoint.safetensors \
         --proposer sam --sam-checkpoint weights/sam_vit_b_01ec64.pth --data data/ImageNetS50 --out result
     python test.py --mode test ...   (uses <out>/validation/match.json unless --match is given)
 
@@ -71,7 +71,7 @@ from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
 
 MODES = ("validation", "test", "testA", "testB")
 DEFAULT_DATA = "data/ImageNetS50"
-DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.pth.tar"
+DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.safetensors"
 DEFAULT_SAM = "weights/sam_vit_b_01ec64.pth"
 FALLBACK_POINTS = 5
 MIN_PROPOSAL_SIDE = 32  # smaller images are enlarged for the region proposer
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default="validation", choices=MODES, help="split to segment (default: validation)")
     parser.add_argument("--data", default=DEFAULT_DATA, help=f"ImageNet-S style dataset folder (default: {DEFAULT_DATA})")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="fine-tuned model: <finetune dump>/checkpoint.pth.tar of main_pixel_finetuning.py "
+                        help="fine-tuned model: <finetune dump>/checkpoint.safetensors of main_pixel_finetuning.py "
                              f"(default: {DEFAULT_CHECKPOINT})")
     parser.add_argument("--out", default="result",
                         help="output folder: <out>/<mode>/<wnid>/<name>.png and reports (default: result)")
@@ -345,7 +345,7 @@ def check_inputs(args: argparse.Namespace) -> None:
                          f"{args.mode}/ inside> (the demo dataset: python -m uss.data.toy --out data/toy)")
     if not os.path.isfile(args.checkpoint):
         raise InputError(f"fine-tuned checkpoint not found: {args.checkpoint}; pass --checkpoint "
-                         f"<finetune dump>/checkpoint.pth.tar (written by main_pixel_finetuning.py / train_3.sh)")
+                         f"<finetune dump>/checkpoint.safetensors (written by main_pixel_finetuning.py / train_3.sh)")
     if args.proposer == "sam" and not os.path.isfile(args.sam_checkpoint or ""):
         raise InputError(f"SAM checkpoint not found: {args.sam_checkpoint}; download the official "
                          f"sam_{args.sam_model_type}_*.pth into weights/ and pass --sam-checkpoint, "
