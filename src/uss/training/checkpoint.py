@@ -114,21 +114,19 @@ def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
 
 
 def _safetensors_header(path: str) -> Optional[dict]:
-    """The JSON header of a safetensors file, or None when the file is not one."""
+    """The JSON header of a safetensors file, or None when the file is not one (pickles and zips start otherwise)."""
     with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) != 8:
+        head = handle.read(9)
+        if len(head) != 9 or head[8:9] != b"{":
             return None
-        size = int.from_bytes(head, "little")
+        size = int.from_bytes(head[:8], "little")
         if not 2 <= size <= _SAFETENSORS_MAGIC_MAX_HEADER:
             return None
-        start = handle.read(1)
-        if start != b"{":
-            return None
         try:
-            return json.loads(start + handle.read(size - 1))
+            return json.loads(b"{" + handle.read(size - 1))
         except ValueError:
-            return None
+            raise CheckpointError(f"{path}: damaged safetensors file (unreadable header); delete it to redo "
+                                  f"the stage") from None
 
 
 def _load_safetensors(path: str, header: dict) -> Dict[str, Any]:

@@ -5,6 +5,7 @@ weights-only rule); any other one, e.g. `os.system`, `builtins.eval` or a `subpr
 one line naming the file and the refused global, before anything is called. Tensors come back as numpy arrays, so
 neither torch nor jittor is needed to read a file.
 """
+import _compat_pickle
 import collections
 import hashlib
 import io
@@ -208,6 +209,11 @@ class WeightsUnpickler(pickle.Unpickler):
         self.storages: Dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names in protocol <= 2 pickles (`__builtin__`, `copy_reg`), as pickle's own find_class maps them.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         value = _ALLOWED.get((module, name))
         if value is None:
             raise _Refused(f"global '{module}.{name}'")
