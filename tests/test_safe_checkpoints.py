@@ -132,12 +132,19 @@ def _run(args, cwd=ROOT):
 
 def test_entry_points_refuse_crafted_files(tmp_path):
     """test.py --checkpoint / --sam-checkpoint and main_pixel_finetuning.py --pretrained: one line, nothing runs."""
+    from uss.data.label_png import write_label_png
     from uss.data.toy import generate
     from uss.models.segmentation import build_segmentation_model
     from uss.training import runner
 
     data = str(tmp_path / "toy")
     generate(data, classes=2, size=32, train_per_class=2, val_per_class=1, test_per_class=1, progress=False)
+    labels = tmp_path / "labels"
+    for folder, _, names in os.walk(os.path.join(data, "train")):
+        for name in names:
+            target = labels / os.path.relpath(folder, os.path.join(data, "train")) / (os.path.splitext(name)[0] + ".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_label_png(str(target), np.ones((32, 32), np.int32))
     good = str(tmp_path / "ft")
     runner.save(good, 1, build_segmentation_model("resnet18", 2), None,
                 argparse.Namespace(arch="resnet18", head="linear", num_classes=2))
@@ -151,7 +158,7 @@ def test_entry_points_refuse_crafted_files(tmp_path):
                                       "--sam-checkpoint", sam, "--sam-model-type", "vit_tiny",
                                       "--out", str(tmp_path / "out2")], sam),
         "main_pixel_finetuning.py --pretrained": (["main_pixel_finetuning.py", "--data", data, "--pseudo-labels",
-                                                   str(tmp_path), "--pretrained", pre, "--dump-path",
+                                                   str(labels), "--pretrained", pre, "--dump-path",
                                                    str(tmp_path / "ftdump"), "--epochs", "1"], pre),
     }
     for what, (args, path) in runs.items():
