@@ -9,6 +9,8 @@ import _compat_pickle
 import collections
 import hashlib
 import io
+import math
+import mmap
 import os
 import pickle
 import struct
@@ -87,17 +89,23 @@ class _Tensor:
         flat = np.frombuffer(data, dtype="<u2" if bf16 else storage.dtype)[storage.offset:]
         if not self.size:
             array = flat[self.offset:self.offset + 1].reshape(())
-        elif int(np.prod(self.size)) == 0:
+        elif math.prod(self.size) == 0:
             array = np.zeros(self.size, flat.dtype)
         else:
             end = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
             if self.offset < 0 or end > flat.size or min(self.stride) < 0:
                 raise pickle.UnpicklingError(f"tensor outside its storage {storage.key}")
+            contiguous = self.stride == tuple(math.prod(self.size[i + 1:]) for i in range(len(self.size)))
+            if contiguous:  # the common case: a read-only view of the file's bytes, no copy
+                return self._finish(flat[self.offset:end].reshape(self.size), bf16)
             array = np.lib.stride_tricks.as_strided(flat[self.offset:], self.size,
                                                     tuple(s * flat.itemsize for s in self.stride))
-        array = np.array(array)  # own, writable, contiguous memory
+        return self._finish(np.array(array), bf16)
+
+    @staticmethod
+    def _finish(array: np.ndarray, bf16: bool) -> np.ndarray:
         if bf16:
-            array = (array.astype(np.uint32) << 16).view(np.float32)
+            return (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
 
@@ -287,7 +295,23 @@ def _read_zip(path: str) -> Any:
         if prefix + "byteorder" in names and archive.read(prefix + "byteorder").strip() not in (b"little", b""):
             raise CheckpointError(f"{path}: a big-endian PyTorch file; not supported")
         raw = archive.read(pickles[0])
-        tree = _unpickle(path, io.BytesIO(raw), storage_data=lambda key: archive.read(f"{prefix}data/{key}"))
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(path) else None
+
+        def storage_data(key: str):
+            info = archive.getinfo(f"{prefix}data/{key}")
+            if info.compress_type != zipfile.ZIP_STORED or mapped is None:
+                return archive.read(info)
+            # torch.save stores storages uncompressed: map them instead of copying (the local header's name and
+            # extra field lengths give where the bytes start)
+            name_length, extra_length = struct.unpack("<HH", mapped[info.header_offset + 26:info.header_offset + 30])
+            start = info.header_offset + 30 + name_length + extra_length
+            if mapped[info.header_offset:info.header_offset + 4] != b"PK\x03\x04" or \
+                    start + info.file_size > len(mapped):
+                raise CheckpointError(f"{path}: damaged zip entry {info.filename}")
+            return memoryview(mapped)[start:start + info.file_size]
+
+        tree = _unpickle(path, io.BytesIO(raw), storage_data=storage_data)
         return _resolve_or_refuse(tree, path)
 
 
