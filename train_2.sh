@@ -5,6 +5,7 @@
 # Starting from released weights instead of train_1.sh (PyTorch or Jittor files are read weights-only):
 #   ARCHS=r50 PRETRAINED_R50=weights/swav_800ep_pretrain.pth.tar bash train_2.sh        SwAV ResNet-50
 #   PRETRAINED_R18=weights/pass50_pretrained.pth.tar ARCHS=r18 bash train_2.sh           PASS's release
+# ATTENTION_EXTRA adds arguments to main_pixel_attention.py (SwAV: ATTENTION_EXTRA="--nmb-prototypes 3000").
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -39,7 +40,7 @@ for arch in $ARCHS; do
   start=PRETRAINED_${arch^^}
   stage "pixel attention $net [$PRESET] -> $dir/pixel_attention"
   launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "${!start:-$dir/pretrain/checkpoint.safetensors}" \
-      --dump-path "$dir/pixel_attention" "${ATTENTION[@]}" "${extra[@]}"
+      --dump-path "$dir/pixel_attention" "${ATTENTION[@]}" "${extra[@]}" ${ATTENTION_EXTRA:-}
   stage "cluster $net -> $dir/cluster"
   launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
       --dump-path "$dir/cluster" "${CLUSTER[@]}"
