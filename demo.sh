@@ -41,7 +41,7 @@ timed "train_3 (mask labels)" bash train_3.sh
 timed "row: + mask labels (1x1 head)" bash scripts/linear_head_row.sh mask
 timed "train_4 (UPerNet, test.py)" bash train_4.sh
 # The same UPerNet checkpoint as train_4.sh's test.py, predicted without the test-time mask refinement.
-timed "row: + UPerNet (no refinement)" bash scripts/predict_row.sh "$RUNS/r18/finetune_upernet/checkpoint.pth.tar" \
+timed "row: + UPerNet (no refinement)" bash scripts/predict_row.sh "$RUNS/r18/finetune_upernet/checkpoint.safetensors" \
     "$RUNS/rows/upernet" --short-side 64
 # Ceiling: train_4.sh's recipe (UPerNet fine-tuning, then test.py with refinement) on the true train masks.
 timed "ceiling: UPerNet + refinement on the true train masks" env LABELS="$TRUE_MASKS" TAG=_true_masks bash train_4.sh

@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
-ARCHS=(r18 r50)
+DEFAULT_ARCHS="r18 r50"
 BACKBONE=()
 if [ "$PRESET" = demo ]; then
   # The demo regime (benchmarks/demo_regime.md): 64-px images through a quarter-width ResNet-18 with the
@@ -15,7 +15,7 @@ if [ "$PRESET" = demo ]; then
   # stem leaves; SwAV with LARC and a soft temperature (plain SGD at T=0.1 stays at ln K here, in PyTorch too).
   # Only ResNet-18 is pretrained: it makes the pseudo labels and carries the demo's UPerNet (train_4.sh); a
   # ResNet-50 does not learn anything useful in the minutes a CPU demo has.
-  ARCHS=(r18)
+  DEFAULT_ARCHS=r18
   BACKBONE=(--width 0.25 --stem small)
   COMMON=(--nmb-crops 2 4 --size-crops 64 32 --min-scale-crops 0.3 0.1 --max-scale-crops 1 0.3 --blur-sigma 0.7
           --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 20 --epsilon 0.05 --temperature 0.5
@@ -32,8 +32,9 @@ else
   R50=(--epochs 200 --hidden-mlp 2048)
 fi
 # ----------------------------------------------------------------------------------------------
+ARCHS=${ARCHS:-$DEFAULT_ARCHS}  # or ARCHS="r18" / "r50" to run one backbone
 
-for arch in "${ARCHS[@]}"; do
+for arch in $ARCHS; do
   if [ "$arch" = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
   stage "pretrain $net [$PRESET] -> $RUNS/$arch/pretrain"
   launch main_pretrain.py --data "$DATA" --arch $net --dump-path "$RUNS/$arch/pretrain" "${BACKBONE[@]}" \

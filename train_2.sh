@@ -2,15 +2,19 @@
 # Stage 2: pixel attention, k-means clustering and the background-threshold sweep, for ResNet-18 and
 # ResNet-50; ends by printing the chosen thresholds (written to $RUNS/<arch>/cluster/threshold.json,
 # which the pseudo-label stages read by default). Needs train_1.sh. Same DATA / NGPU / RUNS as train_1.sh.
+# Starting from released weights instead of train_1.sh (PyTorch or Jittor files are read weights-only):
+#   ARCHS=r50 PRETRAINED_R50=weights/swav_800ep_pretrain.pth.tar bash train_2.sh        SwAV ResNet-50
+#   PRETRAINED_R18=weights/pass50_pretrained.pth.tar ARCHS=r18 bash train_2.sh           PASS's release
+# ATTENTION_EXTRA adds arguments to main_pixel_attention.py (SwAV: ATTENTION_EXTRA="--nmb-prototypes 3000").
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
-ARCHS=(r18 r50)
+DEFAULT_ARCHS="r18 r50"
 BACKBONE=()
 if [ "$PRESET" = demo ]; then
   # As train_1.sh: ResNet-18 only, its demo backbone, LARC and T=0.5. The attention spans only about +-0.06
   # around 0.5, so the sweep takes 101 quantiles of it on validation ("auto") instead of a fixed grid.
-  ARCHS=(r18)
+  DEFAULT_ARCHS=r18
   BACKBONE=(--width 0.25 --stem small)
   ATTENTION=(--nmb-crops 2 --size-crops 64 --min-scale-crops 0.2 --max-scale-crops 1
              --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 0 --batch-size 32 --temperature 0.5
@@ -31,27 +35,29 @@ else
   SWEEP=(--short-side 256 --thresholds 0.20:0.80:0.01)
 fi
 # ----------------------------------------------------------------------------------------------
+ARCHS=${ARCHS:-$DEFAULT_ARCHS}  # or ARCHS="r18" / "r50" to run one backbone
 
-for arch in "${ARCHS[@]}"; do
+for arch in $ARCHS; do
   if [ $arch = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
   dir=$RUNS/$arch
+  start=PRETRAINED_${arch^^}
   stage "pixel attention $net [$PRESET] -> $dir/pixel_attention"
-  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "$dir/pretrain/checkpoint.pth.tar" \
-      --dump-path "$dir/pixel_attention" "${BACKBONE[@]}" "${ATTENTION[@]}" "${extra[@]}"
+  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "${!start:-$dir/pretrain/checkpoint.safetensors}" \
+      --dump-path "$dir/pixel_attention" "${BACKBONE[@]}" "${ATTENTION[@]}" "${extra[@]}" ${ATTENTION_EXTRA:-}
   stage "cluster $net -> $dir/cluster"
-  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
       --dump-path "$dir/cluster" "${CLUSTER[@]}"
   stage "background-threshold sweep $net on validation -> $dir/cluster/threshold.json"
   if [ -f "$dir/cluster/threshold.json" ]; then
     echo "complete: $dir/cluster/threshold.json"
   else
-    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
         --cluster-dir "$dir/cluster" "${SWEEP[@]}"
   fi
 done
 
 stage "chosen background thresholds"
-for arch in "${ARCHS[@]}"; do
+for arch in $ARCHS; do
   "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: threshold {d['threshold']:.3f}, validation mIoU {100*d['mIoU']:.2f} (per-pixel labels)\")" \
       "$RUNS/$arch/cluster/threshold.json" "$arch"
 done

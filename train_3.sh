@@ -5,6 +5,9 @@
 #   DATA=/path/to/ImageNetS50 bash train_3.sh                        SAM ViT-B from weights/sam_vit_b_01ec64.pth
 #   DATA=... PROPOSER=sam SAM_CHECKPOINT=weights/sam_vit_h_4b8939.pth SAM_TYPE=vit_h NGPU=8 bash train_3.sh
 # Rerunning continues: finished label files are skipped, broken ones redone.
+# Without train_1.sh / train_2.sh, from the challenge entry's weights/ (its README's shortcut):
+#   PIXEL_ATTENTION=weights/infer_pixel_attnetion_checkpoint.pth.tar CENTROIDS=weights/centroids.npy \
+#   PIXEL_THRESHOLD=0.34 SAM_CHECKPOINT=weights/sam_vit_b_01ec64.pth.tar DATA=... bash train_3.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -32,8 +35,10 @@ else
   echo "note: regions come from superpixels, standing in for SAM masks (PROPOSER=sam needs $SAM_CHECKPOINT)"
 fi
 dir=$RUNS/r18
-COMMON=(--data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" --cluster-dir "$dir/cluster"
-        --sweep-dir "$dir/mask_sweep" "${REGIONS[@]}" "${LABELS[@]}")
+COMMON=(--data "$DATA" --pretrained "${PIXEL_ATTENTION:-$dir/pixel_attention/checkpoint.safetensors}"
+        --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" "${REGIONS[@]}" "${LABELS[@]}")
+if [ -n "${CENTROIDS:-}" ]; then COMMON+=(--centroids "$CENTROIDS"); fi
+if [ -n "${PIXEL_THRESHOLD:-}" ]; then COMMON+=(--pixel-threshold "$PIXEL_THRESHOLD"); fi
 
 stage "mask-threshold sweep on validation ($PROPOSER regions) -> $dir/mask_sweep/threshold.json"
 if [ -f "$dir/mask_sweep/threshold.json" ]; then
@@ -46,5 +51,6 @@ launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask"
 
 stage "chosen thresholds (validation mIoU of the labels themselves)"
 for f in "$dir/cluster/threshold.json" "$dir/mask_sweep/threshold.json"; do
+  [ -f "$f" ] || continue
   "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{d['labels']:>22}: threshold {d['threshold']:.3f}, mIoU {100*d['mIoU']:.2f}\")" "$f"
 done

@@ -7,6 +7,9 @@
 # Same DATA / NGPU / RUNS / PROPOSER / SAM_CHECKPOINT as train_3.sh. Rerunning continues.
 #   LABELS=DIR TAG=_name bash train_4.sh  the same recipe on other labels (the demo's ceiling row passes the true
 #                                         train masks), written to finetune_upernet_name/, test_py_name/, result_name.zip
+# PRETRAINED_R50 (PRETRAINED_R18 for the demo) replaces train_1's backbone (read weights-only): the challenge entry's
+# weights/train_pixelattention_checkpoint.pth.tar, PASS's pass50_pretrained.pth.tar, SwAV's
+# swav_800ep_pretrain.pth.tar or DINO's dino_resnet50_pretrain.pth.
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -41,10 +44,11 @@ if [ "$PROPOSER" = sam ]; then REGIONS=(--proposer sam "${SAM[@]}"); else REGION
 LABELS=${LABELS:-$RUNS/r18/pseudo_labels_mask}
 TAG=${TAG:-}
 tuned=$RUNS/$UPERNET_ARCH/finetune_upernet$TAG
-ckpt=$tuned/checkpoint.pth.tar
+ckpt=$tuned/checkpoint.safetensors
+start=PRETRAINED_${UPERNET_ARCH^^}
 stage "fine-tune UPerNet ($UPERNET_ARCH) on $LABELS -> $tuned"
 launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$LABELS" \
-    --pretrained "$RUNS/$UPERNET_ARCH/pretrain/checkpoint.pth.tar" --dump-path "$tuned" "${FINETUNE[@]}"
+    --pretrained "${!start:-$RUNS/$UPERNET_ARCH/pretrain/checkpoint.safetensors}" --dump-path "$tuned" "${FINETUNE[@]}"
 
 out=$RUNS/test_py$TAG
 stage "test.py on validation (Hungarian match) -> $out/validation"

@@ -4,7 +4,7 @@ For every image of a split with ground truth: the channel-mean attention the pse
 (uss.stages.pseudo_labels.PixelLabeler, same resizing), against the ground-truth foreground (ignore pixels
 dropped). Prints the ROC AUC of attention as a foreground score (0.5 = no information, below 0.5 = inverted),
 the attention's range and its mean within-image spread.
-    .venv/bin/python benchmarks/attention_quality.py runs/demo/r18/pixel_attention/checkpoint.pth.tar [--data data/toy]
+    .venv/bin/python benchmarks/attention_quality.py runs/demo/r18/pixel_attention/checkpoint.safetensors [--data data/toy]
 """
 import argparse
 import os
@@ -20,7 +20,7 @@ from uss.stages.pseudo_labels import PixelLabeler
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="<pixel attention dump>/checkpoint.pth.tar")
+    parser.add_argument("checkpoint", help="<pixel attention dump>/checkpoint.safetensors")
     parser.add_argument("--data", default="data/toy")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--short-side", type=int, default=64)

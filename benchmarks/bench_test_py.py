@@ -38,7 +38,7 @@ model = build_segmentation_model(config["arch"], len(layout.load_categories(conf
 runner.save(os.path.join(work, "ft"), 1, model, None, argparse.Namespace(
     arch=config["arch"], head=config["head"], num_classes=len(layout.load_categories(config["data"]))))
 del model
-argv = ["--data", config["data"], "--checkpoint", os.path.join(work, "ft", "checkpoint.pth.tar"),
+argv = ["--data", config["data"], "--checkpoint", os.path.join(work, "ft", "checkpoint.safetensors"),
         "--short-side", str(config["short_side"]), "--quiet", "--proposer", config["proposer"]]
 if config["proposer"] == "sam":
     jt.set_global_seed(0)

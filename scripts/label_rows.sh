@@ -21,7 +21,7 @@ for foreground in attention oracle; do
   stage "pseudo labels on validation and test ($foreground foreground) -> $row"
   for split in validation test; do
     "$PY" pseudo_labels.py generate --data "$DATA" --split $split --foreground $foreground \
-        --pretrained "$dir/pixel_attention/checkpoint.pth.tar" --cluster-dir "$dir/cluster" --out "$row/$split" \
+        --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$row/$split" \
         "${LABELS[@]}"
   done
   "$PY" -m uss.evaluate --data "$DATA" --split validation --pred "$row/validation" --match auto \

@@ -30,14 +30,14 @@ dir=$RUNS/r18
 labels=$dir/pseudo_labels_$LABEL_KIND
 if [ "$LABEL_KIND" = pixel ]; then
   stage "per-pixel pseudo labels (train) -> $labels"
-  launch pseudo_labels.py generate --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.pth.tar" \
+  launch pseudo_labels.py generate --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
       --cluster-dir "$dir/cluster" --out "$labels" "${LABELS[@]}"
 elif [ ! -d "$labels" ]; then
   echo "error: $labels not found; run train_3.sh first" >&2
   exit 2
 fi
-ckpt=$dir/finetune_linear_$LABEL_KIND/checkpoint.pth.tar
+ckpt=$dir/finetune_linear_$LABEL_KIND/checkpoint.safetensors
 stage "fine-tune the 1x1 head on $LABEL_KIND labels -> $dir/finetune_linear_$LABEL_KIND"
 launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$labels" \
-    --pretrained "$dir/pretrain/checkpoint.pth.tar" --dump-path "$dir/finetune_linear_$LABEL_KIND" "${FINETUNE[@]}"
+    --pretrained "$dir/pretrain/checkpoint.safetensors" --dump-path "$dir/finetune_linear_$LABEL_KIND" "${FINETUNE[@]}"
 bash "$ROOT/scripts/predict_row.sh" "$ckpt" "$RUNS/rows/$ROW" "${INFER[@]}"

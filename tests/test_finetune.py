@@ -176,7 +176,7 @@ def test_masked_cross_entropy_ignores_label_1000():
 
 
 def test_finetune_checkpoint_log_and_noop_rerun(workspace, project_root):
-    path = os.path.join(workspace["dump"], "checkpoint.pth.tar")
+    path = os.path.join(workspace["dump"], "checkpoint.safetensors")
     state = load_checkpoint(path)
     assert state["epoch"] == 2
     assert state["args"]["arch"] == "resnet18" and state["args"]["num_classes"] == K
@@ -238,7 +238,7 @@ def test_upsample_argmax_matches_bilinear_interpolation():
 
 def test_inference_writes_original_sizes_evaluates_and_resumes(workspace):
     root, out = workspace["root"], str(workspace["base"] / "pred" / "validation")
-    checkpoint = os.path.join(workspace["dump"], "checkpoint.pth.tar")
+    checkpoint = os.path.join(workspace["dump"], "checkpoint.safetensors")
     assert inference.main(["--checkpoint", checkpoint, "--data", root, "--out", out, "--match", "auto",
                            "--workers", "0", "--quiet"]) == 0
     split = ImageNetSSplit(root, "validation")
@@ -274,7 +274,7 @@ def test_inference_reports_bad_images_and_continues(workspace, tmp_path):
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(os.path.join(root, "extra", "n00000001", "good.JPEG"))
     with open(os.path.join(root, "extra", "n00000001", "bad.JPEG"), "wb") as handle:
         handle.write(b"\xff\xd8\xff\xe0 not really a jpeg")
-    model, _ = inference.load_finetuned(os.path.join(workspace["dump"], "checkpoint.pth.tar"))
+    model, _ = inference.load_finetuned(os.path.join(workspace["dump"], "checkpoint.safetensors"))
     out = str(tmp_path / "out")
     summary = inference.predict_split(model, ImageNetSSplit(root, "extra"), out, num_workers=0, progress=False)
     assert summary["written"] == 1 and len(summary["failed"]) == 1 and "bad.JPEG" in summary["failed"][0]

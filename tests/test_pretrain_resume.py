@@ -89,15 +89,15 @@ def runs(tmp_path_factory):
     _pretrain(data, straight, 2)
     crash = _run([sys.executable, "-c", CRASH, str(ITERS_PER_EPOCH + 2)] + _args(data, resumed, 2), expect_ok=False)
     assert "simulated crash" in crash
-    assert load_checkpoint(os.path.join(resumed, "checkpoint.pth.tar"))["epoch"] == 1
+    assert load_checkpoint(os.path.join(resumed, "checkpoint.safetensors"))["epoch"] == 1
     restart = _pretrain(data, resumed, 2)
     return {"data": data, "straight": straight, "resumed": resumed, "restart_output": restart}
 
 
 def test_resumed_run_equals_uninterrupted_run(runs):
     assert "epochs 1->2" in runs["restart_output"]
-    a = load_checkpoint(os.path.join(runs["straight"], "checkpoint.pth.tar"))
-    b = load_checkpoint(os.path.join(runs["resumed"], "checkpoint.pth.tar"))
+    a = load_checkpoint(os.path.join(runs["straight"], "checkpoint.safetensors"))
+    b = load_checkpoint(os.path.join(runs["resumed"], "checkpoint.safetensors"))
     assert a["epoch"] == b["epoch"] == 2
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for key in a["state_dict"]:  # bit-exact: the computation is deterministic on the CPU
@@ -107,8 +107,8 @@ def test_resumed_run_equals_uninterrupted_run(runs):
         assert len(group_a) == len(group_b) > 0
         for index, (value_a, value_b) in enumerate(zip(group_a, group_b)):
             np.testing.assert_array_equal(value_a, value_b, err_msg=f"momentum buffer {index}")
-    queue_a = load_checkpoint(os.path.join(runs["straight"], "queue_rank0.pth.tar"))["queue"]
-    queue_b = load_checkpoint(os.path.join(runs["resumed"], "queue_rank0.pth.tar"))["queue"]
+    queue_a = load_checkpoint(os.path.join(runs["straight"], "queue_rank0.safetensors"))["queue"]
+    queue_b = load_checkpoint(os.path.join(runs["resumed"], "queue_rank0.safetensors"))["queue"]
     assert queue_a.shape == (2, 16, 128) and np.all(np.any(queue_a != 0, axis=-1))  # full, so it was in use
     np.testing.assert_array_equal(queue_a, queue_b)
     losses = [{r["epoch"]: (r["loss"], r["swav"], r["d2s"], r["p2p"]) for r in _records(d)}
@@ -118,7 +118,7 @@ def test_resumed_run_equals_uninterrupted_run(runs):
 
 def test_finished_run_is_a_no_op(runs):
     dump = runs["resumed"]
-    files = {name: _read(os.path.join(dump, name)) for name in ("checkpoint.pth.tar", "queue_rank0.pth.tar")}
+    files = {name: _read(os.path.join(dump, name)) for name in ("checkpoint.safetensors", "queue_rank0.safetensors")}
     stamps = {name: os.stat(os.path.join(dump, name)).st_mtime_ns for name in files}
     output = _pretrain(runs["data"], dump, 2)
     assert "complete" in output and "2/2 epochs" in output
@@ -130,10 +130,10 @@ def test_finished_run_is_a_no_op(runs):
 
 def test_more_epochs_continue_from_the_checkpoint(runs):
     dump = runs["resumed"]
-    before = load_checkpoint(os.path.join(dump, "checkpoint.pth.tar"))
+    before = load_checkpoint(os.path.join(dump, "checkpoint.safetensors"))
     output = _pretrain(runs["data"], dump, 3)
     assert "epochs 2->3" in output
-    after = load_checkpoint(os.path.join(dump, "checkpoint.pth.tar"))
+    after = load_checkpoint(os.path.join(dump, "checkpoint.safetensors"))
     assert after["epoch"] == 3 and after["args"]["epochs"] == 3
     assert [r["epoch"] for r in _records(dump)] == [1, 2, 3]
     assert _records(dump)[-1]["iterations"] == ITERS_PER_EPOCH

@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     cluster = root / "cluster"
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(0).normal(size=(3, 512)).astype(np.float32))
-    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.pth.tar"), "cluster": str(cluster), "root": root}
+    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.safetensors"), "cluster": str(cluster), "root": root}
 
 
 def labeler_for(setup):

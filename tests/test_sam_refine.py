@@ -36,7 +36,7 @@ def setup(tmp_path_factory):
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(1).normal(size=(3, 512)).astype(np.float32))
     (cluster / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
-    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.pth.tar"), "cluster": str(cluster), "root": root}
+    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.safetensors"), "cluster": str(cluster), "root": root}
 
 
 def cli(setup, *extra):

@@ -43,7 +43,7 @@ def quality(tmp_path_factory):
     data, masks = str(base / "toy"), str(base / "true_train_masks")
     make_toy(data, classes=K, size=SIZE, train_per_class=12, val_per_class=4, test_per_class=1,
              oracle_masks=masks, progress=False)
-    init = str(base / "init.pth.tar")
+    init = str(base / "init.safetensors")
     save_checkpoint(init, {"epoch": 0, "args": {}, "state_dict": build_model(
         "resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()})
     oracle = str(base / "finetune_true_masks")
@@ -53,9 +53,9 @@ def quality(tmp_path_factory):
                    "--workers", "0", "--seed", "3"])
     # The segmenting backbone under fresh (frozen) projection head and prototypes, as a pretraining checkpoint.
     state = build_model("resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()
-    state.update({k: v for k, v in load_checkpoint(os.path.join(oracle, "checkpoint.pth.tar"))["state_dict"].items()
+    state.update({k: v for k, v in load_checkpoint(os.path.join(oracle, "checkpoint.safetensors"))["state_dict"].items()
                   if k.startswith("backbone.")})
-    segmenting = str(base / "segmenting_backbone.pth.tar")
+    segmenting = str(base / "segmenting_backbone.safetensors")
     save_checkpoint(segmenting, {"epoch": 0, "args": {}, "state_dict": state})
     attention = str(base / "pixel_attention")
     pixel_attention.main(["--data", data, "--pretrained", segmenting, "--dump-path", attention, *BACKBONE,
@@ -65,7 +65,7 @@ def quality(tmp_path_factory):
                           "--larc", "0.001", "--base-lr", "6.0", "--final-lr", "0.006", "--epochs", "8",
                           "--workers", "0", "--seed", "3"])
     return {"data": data, "masks": masks, "oracle": oracle,
-            "attention": os.path.join(attention, "checkpoint.pth.tar"), "base": base}
+            "attention": os.path.join(attention, "checkpoint.safetensors"), "base": base}
 
 
 def test_finetuning_on_true_masks_learns_to_segment(quality):

@@ -52,7 +52,7 @@ def setup(tmp_path_factory):
     jt.set_global_seed(0)
     sam = str(base / "sam_vit_tiny.pth")
     jt.save(build_sam("vit_tiny").state_dict(), sam)
-    return {"data": data, "ckpt": str(base / "ft" / "checkpoint.pth.tar"), "sam": sam, "base": base}
+    return {"data": data, "ckpt": str(base / "ft" / "checkpoint.safetensors"), "sam": sam, "base": base}
 
 
 def args_for(setup, out, *extra):
@@ -385,6 +385,16 @@ def test_odd_inputs_are_handled_or_reported_without_stopping_the_split(setup, tm
         assert layout.label_name(truncated) not in archive.namelist()
         assert len([n for n in archive.namelist() if n.endswith(".png")]) == len(split) - 1
     assert json.load(open(out / "test_result.json"))["num_images"] == len(split) - 1
+    # opt-in best-effort decoding: the truncated JPEG gets a prediction, a warning and a line in a list
+    assert test_refine.main(argv + ["--decode-truncated"]) == 0
+    captured = capsys.readouterr()
+    assert "1 written" in captured.out and re.search(r"warning: .*odd_truncated.JPEG: truncated image", captured.err)
+    assert read_label_png(str(out / "test" / layout.label_name(truncated))).shape == sizes["odd_truncated.JPEG"]
+    listed = (out / "test_truncated.txt").read_text().splitlines()
+    assert len(listed) == 1 and listed[0].startswith(truncated + "\t")
+    assert not (out / "test_failures.txt").exists()
+    with zipfile.ZipFile(out / "test.zip") as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".png")]) == len(split)
 
 
 # ------------------------------------------------------------------- sharding, SAM, input errors
@@ -432,7 +442,7 @@ def test_upernet_checkpoint_runs_through_test_py(setup, tmp_path):
     runner.save(str(tmp_path / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="upernet",
                                                                          num_classes=K))
     out = tmp_path / "out"
-    argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.pth.tar"), "--out", str(out),
+    argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.safetensors"), "--out", str(out),
             *SUPERPIXEL, "--shard", "0/9"]
     assert test_refine.main(argv) == 0
     split = ImageNetSSplit(setup["data"], "validation")

@@ -9,6 +9,10 @@ class InputError(Exception):
 
 def run_cli(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None) -> None:
     """Run a CLI main; an InputError becomes one line on stderr and exit status 2, not a traceback."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():  # a crash in native code (jittor, a decoder) prints where it happened
+        faulthandler.enable()
     try:
         result = main(argv)
     except InputError as error:

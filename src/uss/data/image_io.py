@@ -5,10 +5,12 @@ Conversions: grayscale and palette images are expanded to RGB; CMYK is converted
 orientation is deliberately NOT applied: ImageNet-S masks and the benchmark's expected
 prediction size follow the stored pixel grid, so rotating would misalign predictions.
 """
+import threading
 import warnings
+from typing import Optional, Tuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from uss.errors import InputError
 
@@ -59,6 +61,29 @@ def load_rgb(path: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFileError(f"{path}: decoded to an unusable array of shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+_TRUNCATED_SWITCH = threading.Lock()
+
+
+def load_rgb_best_effort(path: str) -> Tuple[np.ndarray, Optional[str]]:
+    """(image, None) like load_rgb; a truncated file is decoded as far as its data goes (the rest grey) and comes
+    with a warning naming it. Any other failure raises ImageFileError as load_rgb does.
+
+    PIL's switch for truncated files is process-wide, so every decode through here holds one lock: no strict
+    decode in another thread can pass a truncated file unnoticed while the switch is on."""
+    with _TRUNCATED_SWITCH:
+        try:
+            return load_rgb(path), None
+        except ImageFileError as error:
+            if "truncated" not in str(error) and "broken data stream" not in str(error):
+                raise
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+            try:
+                image = load_rgb(path)
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = False
+            return image, f"{path}: truncated image, decoded as far as its data goes"
 
 
 def image_size(path: str) -> tuple:

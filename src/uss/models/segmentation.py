@@ -11,7 +11,8 @@ import jittor as jt
 from jittor import nn
 
 from uss.models.decode_heads import DecodeHead, build_head
-from uss.models.pass_model import arch_depth, convert_pass_state_dict
+from uss.models import foreign
+from uss.models.pass_model import arch_depth
 from uss.models.resnet import ResNet, build_resnet
 from uss.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
 
@@ -47,20 +48,19 @@ def build_segmentation_model(arch: str, num_classes: int, head: str = "linear", 
 
 def convert_pass_finetune_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, Any]:
     """A LUSSeg/PASS ResNet state dict (pretraining or fine-tuning) in this package's names:
-    backbone keys get `backbone.`, PASS's `last_layer.*` (fine-tuning head) becomes `head.conv.*`."""
-    out = {}
-    for key, value in convert_pass_state_dict(state_dict).items():
-        out["head.conv." + key[len("last_layer."):] if key.startswith("last_layer.") else key] = value
-    return out
+    backbone keys get `backbone.`, PASS's `last_layer.*` (fine-tuning head) becomes `head.conv.*`
+    (the challenge entry's UPerNet `last_layer.*`: `head.*`)."""
+    return foreign.to_package_names(state_dict)
 
 
 def model_weights(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
-    """The tensors of a checkpoint dict (its 'state_dict', or the dict itself), in this package's names."""
+    """The tensors of a checkpoint dict (its 'state_dict', or the dict itself), in this package's names;
+    of a foreign file (PASS, torchvision, challenge entry) only the backbone and segmentation head."""
     weights = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(weights, Mapping):
         raise CheckpointError("checkpoint holds no state_dict")
-    if not any(str(k).startswith(BACKBONE) for k in weights):
-        weights = convert_pass_finetune_state_dict(weights)  # original PASS / torchvision names
+    if foreign.is_foreign(weights):
+        return foreign.keep_prefixes(foreign.to_package_names(weights), (BACKBONE, "head."))
     return dict(weights)
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from uss.training.checkpoint import load_checkpoint
+
 _MAX_LISTED = 20
 
 
@@ -27,14 +29,19 @@ def _listing(title: str, items: List[str]) -> str:
 
 
 def read_state_dict(path: str) -> Dict[str, jt.Var]:
-    """Read a PyTorch state dict with jt.load; any failure becomes a one-line CheckpointError."""
+    """Read a SAM state dict weights-only (official PyTorch .pth, a jt.save pickle or safetensors); any failure,
+    a refused global included, becomes a one-line CheckpointError naming the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"SAM checkpoint not found: {path}")
     try:
-        obj = jt.load(path)
+        obj = load_checkpoint(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported the same way
-        raise CheckpointError(f"cannot read SAM checkpoint {path}: {_one_line(exc)}") from None
+        message = str(exc)
+        if message.startswith(path + ": "):
+            message = message[len(path) + 2:]
+        raise CheckpointError(f"cannot read SAM checkpoint {path}: {message.splitlines()[0] if message else _one_line(exc)}"
+                              ) from None
     if isinstance(obj, Mapping):
         for wrapper in ("model", "state_dict"):
             inner = obj.get(wrapper)

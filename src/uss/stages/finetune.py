@@ -5,7 +5,7 @@ C5) is new. Logits are upsampled bilinearly to the label size (the crop downsamp
 PASS) and pixels labelled 1000 are ignored. SGD with momentum and a cosine schedule, PASS's settings for
 ImageNet-S50 by default (ResNet-18, 20 epochs, lr 0.6 -> 0.0006, wd 1e-6, batch 256, crop 224).
 
-Resumes automatically from <dump>/checkpoint.pth.tar; a run whose checkpoint already has --epochs epochs
+Resumes automatically from <dump>/checkpoint.safetensors; a run whose checkpoint already has --epochs epochs
 is complete and exits at once. All data randomness derives from (seed, epoch, image), so a resumed run
 equals an uninterrupted one.
 """
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train without undecodable images/labels and list them at the end instead of stopping")
     model = parser.add_argument_group("model")
     model.add_argument("--pretrained", required=True,
-                       help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.pth.tar, as PASS)")
+                       help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.safetensors, as PASS; "
+                       "or PASS's / SwAV's / DINO's released .pth)")
     model.add_argument("--arch", default="resnet18", help="resnet18 | resnet34 | resnet50 | resnet101")
     add_backbone_arguments(model)
     add_head_arguments(model)

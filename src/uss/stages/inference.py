@@ -1,6 +1,6 @@
 """Predict label PNGs for a split with a fine-tuned segmentation model, then optionally evaluate them.
 
-    python -m uss.stages.inference --checkpoint <finetune dump>/checkpoint.pth.tar --data ROOT \
+    python -m uss.stages.inference --checkpoint <finetune dump>/checkpoint.safetensors --data ROOT \
         --split validation --out runs/x/validation --match auto
     python -m uss.stages.inference --checkpoint ... --split test --out runs/x/test --match runs/x/validation/match.json
 
@@ -17,11 +17,13 @@ evaluated (official protocol): 'auto' computes the Hungarian match on this split
 a match.json path (e.g. the validation one, for test) is copied to <out>/match.json and applied.
 """
 import argparse
+import itertools
 import math
 import os
 import shutil
 import sys
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
@@ -31,8 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from uss.data import augment, layout
-from uss.data.dataset import ImageDataset
-from uss.data.image_io import ImageFileError, image_size
+from uss.data.image_io import ImageFileError, image_size, load_rgb
 from uss.data.label_png import is_complete_label_png, write_label_png
 from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD, resize_bilinear, resize_nearest
 from uss.data.split import ImageNetSSplit
@@ -40,6 +41,7 @@ from uss.errors import InputError, run_cli
 from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import MatchFileError, describe_match, load_match
 from uss.evaluation.report import format_table, write_result_json
+from uss.models import foreign
 from uss.models.decode_heads import HEADS
 from uss.models.decode_heads import head_options
 from uss.models.resnet import backbone_options
@@ -61,6 +63,13 @@ def load_finetuned(checkpoint_path: str, arch: Optional[str] = None, head: Optio
     Returns (model, config with arch, head, num_classes, epoch)."""
     state = load_checkpoint(checkpoint_path)
     saved = state.get("args") or {}
+    if not saved and isinstance(state, dict) and arch is None and num_classes is None:
+        # A foreign file (PASS, the challenge entry's weights/checkpoint.pth.tar) saves no arguments: its tensors tell.
+        try:
+            saved = foreign.finetune_config(model_weights(state), checkpoint_path)
+        except CheckpointError as error:
+            raise CheckpointError(f"{error}" if str(error).startswith(checkpoint_path)
+                                  else f"{checkpoint_path}: {error}") from None
     config = {"arch": arch or saved.get("arch"), "head": head or saved.get("head") or "linear",
               "num_classes": num_classes if num_classes is not None else saved.get("num_classes")}
     if config["arch"] is None or config["num_classes"] is None:
@@ -165,6 +174,36 @@ def pending_outputs(split: ImageNetSSplit, out_dir: str, names: List[str]) -> Tu
     return todo, sum(1 for n in todo if os.path.exists(output_path(out_dir, n)))
 
 
+def _decode(path: str, short_side: int) -> Tuple[Optional[np.ndarray], Tuple[int, int], str]:
+    try:
+        image = load_rgb(path)
+    except ImageFileError as error:
+        return None, (0, 0), str(error)
+    return network_input(image, short_side), image.shape[:2], ""
+
+
+def decoded_inputs(split: ImageNetSSplit, names: List[str], short_side: int, workers: int):
+    """(name, network input or None, (h, w), error message or "") in order, decoded `2 * workers` images ahead by
+    threads of this process. Not jittor's loader: its workers are processes forked from one that runs jittor
+    (thread pools, a SIGCHLD handler that ends the parent when a child dies), the one part of a prediction run
+    that could take it down; a decoding thread only runs PIL and numpy."""
+    if workers <= 0:
+        for name in names:
+            yield (name, *_decode(split.image_path(name), short_side))
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        queue = iter(names)
+        for name in itertools.islice(queue, 2 * workers):
+            pending.append((name, pool.submit(_decode, split.image_path(name), short_side)))
+        while pending:
+            name, future = pending.popleft()
+            following = next(queue, None)
+            if following is not None:
+                pending.append((following, pool.submit(_decode, split.image_path(following), short_side)))
+            yield (name, *future.result())
+
+
 def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str, short_side: int = 256,
                   max_pixels: Optional[int] = MAX_PIXELS, skip_existing: bool = True, num_workers: int = 2,
                   progress: bool = True) -> Dict[str, Any]:
@@ -183,18 +222,14 @@ def predict_split(model: SegmentationModel, split: ImageNetSSplit, out_dir: str,
     start = time.time()
     if todo:
         model.eval()
-        dataset = ImageDataset(ImageNetSSplit(split.root, split.split, todo),
-                               transform=partial(network_input, short_side=short_side),
-                               batch_size=1, num_workers=num_workers)
         bar = tqdm(total=len(todo), desc=f"inference {split.split}", unit="img", disable=not progress)
-        for sample, batch_names, sizes, errors in dataset:
-            name, error = batch_names[0], errors[0]
+        for name, sample, (height, width), error in decoded_inputs(split, todo, short_side, num_workers):
             if error:
                 failed.append(error)
                 print(f"warning: inference: skipping {error}", file=sys.stderr)
             else:
-                height, width = (int(v) for v in np.asarray(sizes.numpy()).reshape(-1)[:2])
-                write_label_png(output_path(out_dir, name), predict_label(model, sample, height, width, max_pixels))
+                label = predict_label(model, jt.array(sample[None]), height, width, max_pixels)
+                write_label_png(output_path(out_dir, name), label)
                 written += 1
             bar.update(1)
         bar.close()
@@ -242,7 +277,7 @@ def evaluate_predictions(out_dir: str, data: str, split: str, match: str, result
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m uss.stages.inference", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="<finetune dump>/checkpoint.pth.tar")
+    parser.add_argument("--checkpoint", required=True, help="<finetune dump>/checkpoint.safetensors")
     parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--out", required=True, help="prediction folder (<out>/<wnid>/<name>.png)")
@@ -252,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match", default=None,
                         help="evaluate: 'auto' (Hungarian on this split, saves <out>/match.json) or a match.json")
     parser.add_argument("--result", default=None, help="result JSON (default with --match: <out>_result.json)")
-    parser.add_argument("--workers", type=int, default=2, help="image decoding worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="image decoding threads")
     parser.add_argument("--redo", action="store_true", help="rewrite every prediction, good ones included")
     parser.add_argument("--arch", default=None, help="override the checkpoint's saved --arch")
     parser.add_argument("--head", default=None, choices=sorted(HEADS), help="override the saved --head")

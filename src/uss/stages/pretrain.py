@@ -1,6 +1,6 @@
 """PASS pretraining: SwAV multi-crop swapped prediction + deep-to-shallow + pixel-to-pixel losses.
 
-Resumes automatically from <dump>/checkpoint.pth.tar (model, optimiser, epochs done, queue); a run
+Resumes automatically from <dump>/checkpoint.safetensors (model, optimiser, epochs done, queue); a run
 whose checkpoint already has --epochs epochs is complete and exits at once. All randomness after
 initialisation is derived from (seed, epoch, image), so a resumed run equals an uninterrupted one.
 """
@@ -126,10 +126,11 @@ def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_lo
         return runner.checkpoint_path(args.dump_path)
     queue_length = args.queue_length - args.queue_length % args.batch_size
     queue: Optional[EmbeddingQueue] = None
-    queue_file = os.path.join(args.dump_path, f"queue_rank{distributed.rank()}.pth.tar")
-    if queue_length > 0 and os.path.isfile(queue_file) and start_epoch > 0:
+    queue_file = os.path.join(args.dump_path, f"queue_rank{distributed.rank()}.safetensors")
+    saved_queue = runner.existing_checkpoint(queue_file)
+    if queue_length > 0 and saved_queue is not None and start_epoch > 0:
         queue = EmbeddingQueue(len(args.crops_for_assign), queue_length // world, args.feat_dim)
-        queue.load_state_dict(runner.load_checkpoint(queue_file))
+        queue.load_state_dict(runner.load_checkpoint(saved_queue))
     log.info(f"{args.arch} on {len(split)} images of {split.image_dir} ({device}, {world} rank(s), "
              f"batch {args.batch_size}, {iters_per_epoch} it/epoch), epochs {start_epoch}->{args.epochs}")
 

@@ -1,7 +1,7 @@
 """Test-time segmentation (test.py): the fine-tuned model's predictions refined with region masks, the match
 and evaluation, and the benchmark zip.
 
-    python test.py --mode validation --checkpoint weights/finetune/checkpoint.pth.tar \
+    python test.py --mode validation --checkpoint weights/finetune/checkpoint.safetensors \
         --proposer sam --sam-checkpoint weights/sam_vit_b_01ec64.pth --data data/ImageNetS50 --out result
     python test.py --mode test ...   (uses <out>/validation/match.json unless --match is given)
 
@@ -59,7 +59,7 @@ from tqdm import tqdm
 from uss import distributed
 from uss.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from uss.data import layout
-from uss.data.image_io import ImageFileError, load_rgb
+from uss.data.image_io import ImageFileError, load_rgb, load_rgb_best_effort
 from uss.data.label_png import write_label_png
 from uss.data.pseudo_labels import resize_bilinear, resize_nearest
 from uss.data.split import ImageNetSSplit
@@ -71,7 +71,7 @@ from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
 
 MODES = ("validation", "test", "testA", "testB")
 DEFAULT_DATA = "data/ImageNetS50"
-DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.pth.tar"
+DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.safetensors"
 DEFAULT_SAM = "weights/sam_vit_b_01ec64.pth"
 FALLBACK_POINTS = 5
 MIN_PROPOSAL_SIDE = 32  # smaller images are enlarged for the region proposer
@@ -229,32 +229,39 @@ class RefinedSegmenter:
 # ------------------------------------------------------------------------------------------- the split
 
 
-def prefetched(split: ImageNetSSplit, names: Sequence[str], workers: int) -> Iterator[Tuple[str, Callable[[], np.ndarray]]]:
+def _strict(path: str) -> Tuple[np.ndarray, Optional[str]]:
+    return load_rgb(path), None
+
+
+def prefetched(split: ImageNetSSplit, names: Sequence[str], workers: int, decode_truncated: bool = False
+               ) -> Iterator[Tuple[str, Callable[[], Tuple[np.ndarray, Optional[str]]]]]:
     """(name, get_image) in order, images decoded ahead by `workers` threads (0: on demand in this thread);
-    get_image raises ImageFileError for a bad file."""
+    get_image returns (image, warning or None) and raises ImageFileError for a bad file. Threads, not
+    processes: nothing is forked from a process that runs jittor."""
+    load = load_rgb_best_effort if decode_truncated else _strict
     if workers <= 0:
         for name in names:
-            yield name, (lambda n=name: load_rgb(split.image_path(n)))
+            yield name, (lambda n=name: load(split.image_path(n)))
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: "deque[Tuple[str, Future]]" = deque()
         queue = iter(names)
         for name in itertools.islice(queue, 2 * workers):
-            pending.append((name, pool.submit(load_rgb, split.image_path(name))))
+            pending.append((name, pool.submit(load, split.image_path(name))))
         while pending:
             name, future = pending.popleft()
             following = next(queue, None)
             if following is not None:
-                pending.append((following, pool.submit(load_rgb, split.image_path(following))))
+                pending.append((following, pool.submit(load, split.image_path(following))))
             yield name, future.result
 
 
 def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: str, workers: int = 2,
-                  progress: bool = True, desc: str = "test") -> Dict[str, Any]:
+                  progress: bool = True, desc: str = "test", decode_truncated: bool = False) -> Dict[str, Any]:
     """Write the refined prediction of every image of `split` (this process's part) not already done.
 
-    Returns {"images", "written", "skipped", "redone", "failed": [(name, message)], "fallbacks": {kind: n},
-    "seconds", "images_per_s"}."""
+    Returns {"images", "written", "skipped", "redone", "failed": [(name, message)], "truncated": [(name,
+    warning)] (decoded best-effort), "fallbacks": {kind: n}, "seconds", "images_per_s"}."""
     names = list(split.names)
     todo, redone = pending_outputs(split, pred_dir, names)
     failed: List[Tuple[str, str]] = []
@@ -262,9 +269,14 @@ def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: 
     written = 0
     start = time.time()
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
-    for name, get_image in prefetched(split, todo, workers):
+    truncated: List[Tuple[str, str]] = []
+    for name, get_image in prefetched(split, todo, workers, decode_truncated):
         try:
-            label, used = segmenter(get_image())
+            image, warning = get_image()
+            if warning:
+                truncated.append((name, warning))
+                tqdm.write(f"warning: {desc}: {warning}", file=sys.stderr)
+            label, used = segmenter(image)
             write_label_png(output_path(pred_dir, name), label)
             written += 1
             if used:
@@ -282,7 +294,7 @@ def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: 
     bar.close()
     seconds = time.time() - start
     return {"images": len(names), "written": written, "skipped": len(names) - len(todo), "redone": redone,
-            "failed": failed, "fallbacks": fallbacks, "seconds": seconds,
+            "failed": failed, "truncated": truncated, "fallbacks": fallbacks, "seconds": seconds,
             "images_per_s": written / seconds if seconds > 0 else 0.0}
 
 
@@ -297,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", default="validation", choices=MODES, help="split to segment (default: validation)")
     parser.add_argument("--data", default=DEFAULT_DATA, help=f"ImageNet-S style dataset folder (default: {DEFAULT_DATA})")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="fine-tuned model: <finetune dump>/checkpoint.pth.tar of main_pixel_finetuning.py "
+                        help="fine-tuned model: <finetune dump>/checkpoint.safetensors of main_pixel_finetuning.py "
                              f"(default: {DEFAULT_CHECKPOINT})")
     parser.add_argument("--out", default="result",
                         help="output folder: <out>/<mode>/<wnid>/<name>.png and reports (default: result)")
@@ -313,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-failures", action="store_true",
                         help="evaluate and pack the images that succeeded even if some failed (exit status 0)")
     parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default: 2)")
+    parser.add_argument("--decode-truncated", action="store_true",
+                        help="decode truncated JPEGs as far as their data goes (a warning per file, listed in "
+                             "<out>/<mode>_truncated.txt) instead of reporting them as failed")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_proposer_arguments(parser)
     for action in parser._actions:  # shared definition makes --proposer required; test.py defaults to SAM
@@ -345,7 +360,7 @@ def check_inputs(args: argparse.Namespace) -> None:
                          f"{args.mode}/ inside> (the demo dataset: python -m uss.data.toy --out data/toy)")
     if not os.path.isfile(args.checkpoint):
         raise InputError(f"fine-tuned checkpoint not found: {args.checkpoint}; pass --checkpoint "
-                         f"<finetune dump>/checkpoint.pth.tar (written by main_pixel_finetuning.py / train_3.sh)")
+                         f"<finetune dump>/checkpoint.safetensors (written by main_pixel_finetuning.py / train_3.sh)")
     if args.proposer == "sam" and not os.path.isfile(args.sam_checkpoint or ""):
         raise InputError(f"SAM checkpoint not found: {args.sam_checkpoint}; download the official "
                          f"sam_{args.sam_model_type}_*.pth into weights/ and pass --sam-checkpoint, "
@@ -443,7 +458,14 @@ def run(args: argparse.Namespace) -> int:
               f"{config['epoch']}); regions: {proposer.describe()}; {len(split)} images of {split.image_dir} "
               f"({device}, {'shard %d/%d' % shard if shard else '%d rank(s)' % world}) -> {pred_dir}", flush=True)
     summary = segment_split(segmenter, mine, pred_dir, args.workers, progress=not args.quiet and
-                            distributed.is_main_process(), desc=f"test {args.mode}")
+                            distributed.is_main_process(), desc=f"test {args.mode}",
+                            decode_truncated=args.decode_truncated)
+    if summary["truncated"]:
+        listing = os.path.join(args.out, f"{args.mode}_truncated.txt" if part == (0, 1)
+                               else f"{args.mode}_truncated.{part[0]}-of-{part[1]}.txt")
+        atomic_write_text(listing, "".join(f"{name}\t{warning}\n" for name, warning in summary["truncated"]))
+        print(f"{TAG} {len(summary['truncated'])} truncated image(s) decoded best-effort (listed in {listing})",
+              file=sys.stderr, flush=True)
     atomic_write_json(failures_file(args.out, args.mode, part),
                       [{"name": n, "error": e} for n, e in summary["failed"]])
     fallback = ", ".join(f"{v} {k}" for k, v in sorted(summary["fallbacks"].items())) or "none"

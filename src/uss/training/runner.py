@@ -13,7 +13,8 @@ from uss import distributed
 from uss.training.checkpoint import (CheckpointError, load_checkpoint, load_model_state,  # noqa: F401
                                     save_checkpoint)
 
-CHECKPOINT = "checkpoint.pth.tar"
+CHECKPOINT = "checkpoint.safetensors"
+LEGACY_CHECKPOINT = "checkpoint.pth.tar"  # earlier runs; read weights-only, superseded by the next save
 
 
 def setup_device() -> str:
@@ -59,11 +60,23 @@ def checkpoint_path(dump_dir: str) -> str:
     return os.path.join(dump_dir, CHECKPOINT)
 
 
+def existing_checkpoint(path: str) -> Optional[str]:
+    """`path` if it exists, else the same file in the pre-safetensors name (<dump>/checkpoint.pth.tar), else None."""
+    if os.path.isfile(path):
+        return path
+    if path.endswith(".safetensors"):
+        legacy = path[:-len(".safetensors")] + ".pth.tar"
+        if os.path.isfile(legacy):
+            return legacy
+    return None
+
+
 def resume(dump_dir: str, model: jt.nn.Module, optimizer: Optional[jt.optim.Optimizer] = None
            ) -> Tuple[int, Dict[str, Any]]:
-    """Load <dump>/checkpoint.pth.tar if present: returns (epochs done, the whole checkpoint dict)."""
-    path = checkpoint_path(dump_dir)
-    if not os.path.isfile(path):
+    """Load <dump>/checkpoint.safetensors (or an earlier run's checkpoint.pth.tar) if present: returns
+    (epochs done, the whole checkpoint dict)."""
+    path = existing_checkpoint(checkpoint_path(dump_dir))
+    if path is None:
         return 0, {}
     state = load_checkpoint(path)
     load_model_state(model, state["state_dict"], path)
@@ -90,7 +103,7 @@ def _without_transients(optimizer_state: Dict[str, Any]) -> Dict[str, Any]:
 
 def save(dump_dir: str, epoch: int, model: jt.nn.Module, optimizer: Optional[jt.optim.Optimizer],
          args: Any, **extra: Any) -> None:
-    """Write <dump>/checkpoint.pth.tar atomically on rank 0 (model, optimiser, epochs done, arguments, extras)."""
+    """Write <dump>/checkpoint.safetensors atomically on rank 0 (model, optimiser, epochs done, arguments, extras)."""
     if not distributed.is_main_process():
         return
     state = {"epoch": epoch, "state_dict": model.state_dict(), "args": vars(args) if args is not None else {}}
@@ -107,11 +120,17 @@ def warn(message: str) -> None:
 def load_pretrained(model: jt.nn.Module, path: str, required_prefixes: Tuple[str, ...] = ("backbone.",)) -> int:
     """Load the tensors of `model` that an earlier stage's checkpoint holds; every one under
     `required_prefixes` must be there with the right shape. Returns how many tensors were loaded."""
-    state = load_checkpoint(path)
-    weights = state.get("state_dict", state)
+    from uss.models import foreign
+
+    weights = foreign.to_package_names(foreign.tensors_of(load_checkpoint(path), path))
     own = model.state_dict()
     needed = [k for k in own if k.startswith(required_prefixes)]
-    missing = [k for k in needed if k not in weights]
+    # BatchNorm running statistics (buffers, no gradient) may be absent: SwAV's projection head has no final
+    # affine-free BatchNorm, whose statistics then start fresh as in a new model.
+    fresh = [k for k in needed if k not in weights and k.endswith((".running_mean", ".running_var"))]
+    if fresh:
+        warn(f"{path}: {len(fresh)} BatchNorm running statistics not in the file start fresh: {fresh[:4]}")
+    missing = [k for k in needed if k not in weights and k not in fresh]
     mismatched = [k for k in needed if k in weights and tuple(np.shape(weights[k])) != tuple(own[k].shape)]
     if missing or mismatched:
         raise CheckpointError(
