@@ -116,11 +116,13 @@ def test_sweep_writes_curve_and_choice(setup, tmp_path):
 
     def prepare(image):
         classes, attention = labeler(image)
-        return lambda threshold: apply_threshold(classes, attention, threshold)
+        return lambda threshold, side: apply_threshold(classes, attention, threshold, side)
 
     chosen = sweep(prepare, split, [0.0, 0.5, 1.0], 3, str(tmp_path))
     curve = json.load(open(tmp_path / "threshold_curve.json"))["curve"]
-    assert [p["threshold"] for p in curve] == [0.0, 0.5, 1.0]
+    assert [(p["threshold"], p["background"]) for p in curve] == [
+        (0.0, "below"), (0.5, "below"), (1.0, "below"), (0.0, "above"), (0.5, "above"), (1.0, "above")]
+    assert chosen["background"] in ("below", "above")
     assert chosen["mIoU"] == max(p["mIoU"] for p in curve)
     assert (tmp_path / "threshold_curve.png").stat().st_size > 1000
     # Threshold 1.0 makes everything background: F-measure 0 (no foreground predicted).

@@ -107,7 +107,7 @@ def test_sweep_picks_an_interior_threshold(quality):
                    str(quality["base"] / "sweep"))
     assert thresholds[0] < chosen["threshold"] < thresholds[-1], chosen
     with open(quality["base"] / "sweep" / "threshold_curve.json") as handle:
-        curve = json.load(handle)["curve"]
+        curve = [p for p in json.load(handle)["curve"] if p["background"] == chosen["background"]]
     edges = max(curve[0]["mIoU"], curve[-1]["mIoU"])  # all foreground / all background
     assert chosen["mIoU"] > edges + 0.02, curve
 
@@ -136,6 +136,53 @@ def test_auto_thresholds_span_a_narrow_attention():
     # A fixed grid at the old step puts one or two thresholds inside the same values.
     grid = parse_range("0:0.9:0.025")
     assert sum(values.min() < t < values.max() for t in grid) <= 2
+
+
+class _LabelledMaps:
+    """A stand-in split: 'images' are attention maps, with their true masks."""
+
+    split = "validation"
+    has_segmentation = True
+    segmentation_dir = "-"
+
+    def __init__(self, maps, truths):
+        self.maps, self.truths = maps, truths
+
+    def __len__(self):
+        return len(self.maps)
+
+    def load(self, index):
+        return type("Item", (), {"image": self.maps[index]})
+
+    def load_label(self, index):
+        return self.truths[index]
+
+
+def test_sweep_finds_an_inverted_attention_and_generation_follows(tmp_path):
+    """An attention that is higher on the background (as a weak backbone learns it) is read the other way round:
+    the sweep picks background 'above' the threshold and the labels then recover the objects."""
+    from uss.stages.pseudo_labels import apply_threshold, resolve_threshold, sweep
+
+    rng = np.random.default_rng(1)
+    truths, maps = [], []
+    for _ in range(6):
+        truth = np.zeros((24, 24), np.int32)
+        y, x = rng.integers(2, 12, 2)
+        truth[y:y + 10, x:x + 10] = 1 + int(rng.integers(0, 2))
+        truths.append(truth)
+        maps.append(0.5 - 0.02 * (truth > 0) + 0.002 * rng.standard_normal(truth.shape))
+    split = _LabelledMaps(maps, truths)
+
+    def prepare(image):
+        classes = truths[[m is image for m in maps].index(True)].clip(1, None)  # perfect clusters
+        return lambda threshold, side: apply_threshold(classes, image, threshold, side)
+
+    chosen = sweep(prepare, split, [0.47, 0.49, 0.51], 2, str(tmp_path))
+    assert chosen["background"] == "above" and chosen["threshold"] == 0.49 and chosen["mIoU"] > 0.95
+    threshold, side, _ = resolve_threshold(None, str(tmp_path / "threshold.json"))
+    assert (threshold, side) == (0.49, "above")
+    label = apply_threshold(truths[0].clip(1, None), maps[0], threshold, side)
+    assert np.array_equal(label, truths[0])
 
 
 def test_oracle_masks_must_lie_outside_the_dataset(tmp_path):

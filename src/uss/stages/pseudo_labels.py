@@ -35,6 +35,12 @@ from uss.plots import line_chart, save_png
 from uss.training import runner
 
 THRESHOLD_FILE = "threshold.json"
+# Which side of the threshold is background. PASS: attention below it ("below"). The sweep also tries "above":
+# the attention's polarity is learnt, not given, and on a weak backbone it comes out inverted (SwAV can match two
+# crops of a toy image by its smooth, image-specific background more easily than by its object), which the
+# validation ground truth that already picks the threshold reveals at no extra cost.
+BELOW, ABOVE = "below", "above"
+SIDES = (BELOW, ABOVE)
 
 
 def load_threshold(path: str) -> float:
@@ -51,11 +57,22 @@ def load_threshold(path: str) -> float:
     return float(value)
 
 
-def resolve_threshold(explicit: Optional[float], threshold_file: str) -> Tuple[float, str]:
-    """(threshold, where it came from): an explicit value wins over the sweep's file."""
+def load_background_side(path: str) -> str:
+    """The side of the threshold a sweep found to be background ('below' for files written before it was swept)."""
+    with open(path) as handle:
+        side = json.load(handle).get("background", BELOW)
+    if side not in SIDES:
+        raise InputError(f"{path}: 'background' must be one of {SIDES}, got {side!r}")
+    return side
+
+
+def resolve_threshold(explicit: Optional[float], threshold_file: str,
+                      explicit_side: Optional[str] = None) -> Tuple[float, str, str]:
+    """(threshold, background side, where they came from): explicit values win over the sweep's file."""
     if explicit is not None:
-        return float(explicit), "--threshold"
-    return load_threshold(threshold_file), threshold_file
+        return float(explicit), explicit_side or BELOW, "--threshold"
+    threshold = load_threshold(threshold_file)
+    return threshold, explicit_side or load_background_side(threshold_file), threshold_file
 
 
 def load_centroids(path: str) -> np.ndarray:
@@ -116,9 +133,16 @@ class PixelLabeler:
         return classes, attention
 
 
-def apply_threshold(classes: np.ndarray, attention: np.ndarray, threshold: float) -> np.ndarray:
-    """Background (0) where the attention is below the threshold."""
-    return np.where(attention < threshold, 0, classes).astype(np.int32)
+def is_background(attention: np.ndarray, threshold: float, side: str = BELOW) -> np.ndarray:
+    """Where the attention marks background: below the threshold (PASS), or above it for an inverted attention."""
+    if side not in SIDES:
+        raise ValueError(f"background side must be one of {SIDES}, got {side!r}")
+    return attention < threshold if side == BELOW else attention > threshold
+
+
+def apply_threshold(classes: np.ndarray, attention: np.ndarray, threshold: float, side: str = BELOW) -> np.ndarray:
+    """Background (0) where the attention is below the threshold (or above it, side='above')."""
+    return np.where(is_background(attention, threshold, side), 0, classes).astype(np.int32)
 
 
 AUTO = "auto"
@@ -164,40 +188,47 @@ def resolve_thresholds(text: str, attention_of, split: ImageNetSSplit) -> List[f
 
 
 def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
-          out_dir: str, label_source: str = "per-pixel") -> Dict[str, object]:
-    """Evaluate thresholded labels on a split with ground truth; write the curve and the chosen threshold.
-    `prepare(image)` does the expensive work once per image and returns `label_at(threshold) -> HxW ids`."""
+          out_dir: str, label_source: str = "per-pixel", sides: Sequence[str] = SIDES) -> Dict[str, object]:
+    """Evaluate thresholded labels on a split with ground truth, for every threshold and background side; write
+    the curves and the chosen (threshold, side). `prepare(image)` does the expensive work once per image and
+    returns `label_at(threshold, side) -> HxW ids`."""
     if not split.has_segmentation:
         raise InputError(f"the sweep needs ground truth: {split.segmentation_dir} not found")
-    stats: List[list] = [[] for _ in thresholds]
+    settings = [(threshold, side) for side in sides for threshold in thresholds]
+    stats: List[list] = [[] for _ in settings]
     start = time.time()
     bar = tqdm(range(len(split)), desc=f"sweep ({label_source}) on {split.split}", unit="img")
     for index in bar:
         label_at = prepare(split.load(index).image)
         gt = split.load_label(index)
-        for slot, threshold in enumerate(thresholds):
-            stats[slot].append(image_stats(gt, label_at(threshold)))
+        for slot, (threshold, side) in enumerate(settings):
+            stats[slot].append(image_stats(gt, label_at(threshold, side)))
         bar.set_postfix(img_s=f"{(index + 1) / (time.time() - start):.1f}")
     curve = []
-    for threshold, per_image in zip(thresholds, stats):
+    for (threshold, side), per_image in zip(settings, stats):
         match = match_from_stats(per_image, num_classes)
         accumulator = MetricAccumulator(num_classes)
         for s in per_image:
             accumulator.add(s, match)
         result = accumulator.result()
-        curve.append({"threshold": threshold, "mIoU": result["mIoU"], "FMeasure": result["FMeasure"],
-                      "Acc": result["Acc"]})
-    best = max(curve, key=lambda point: point["mIoU"])
+        curve.append({"threshold": threshold, "background": side, "mIoU": result["mIoU"],
+                      "FMeasure": result["FMeasure"], "Acc": result["Acc"]})
+    best = max(curve, key=lambda point: point["mIoU"])  # ties: the first, so PASS's side and the lower threshold
     os.makedirs(out_dir, exist_ok=True)
     atomic_write_json(os.path.join(out_dir, "threshold_curve.json"),
                       {"split": split.split, "labels": label_source, "curve": curve})
-    chart = line_chart([p["threshold"] for p in curve], {"mIoU": [p["mIoU"] for p in curve],
-                                                         "F-measure": [p["FMeasure"] for p in curve]},
-                       f"{label_source} labels, {split.split}: best {best['threshold']:.3f} "
-                       f"(mIoU {100 * best['mIoU']:.1f})", "background threshold", "score", best["threshold"])
+    series = {}
+    for side in sides:
+        points = [p for p in curve if p["background"] == side]
+        series[f"mIoU, background {side}"] = [p["mIoU"] for p in points]
+        series[f"F-measure, background {side}"] = [p["FMeasure"] for p in points]
+    chart = line_chart(list(thresholds), series,
+                       f"{label_source} labels, {split.split}: best {best['threshold']:.3f}, background "
+                       f"{best['background']} (mIoU {100 * best['mIoU']:.1f})", "background threshold", "score",
+                       best["threshold"])
     save_png(os.path.join(out_dir, "threshold_curve.png"), chart)
-    chosen = {"threshold": float(best["threshold"]), "mIoU": best["mIoU"], "split": split.split,
-              "labels": label_source, "images": len(split)}
+    chosen = {"threshold": float(best["threshold"]), "background": best["background"], "mIoU": best["mIoU"],
+              "split": split.split, "labels": label_source, "images": len(split)}
     atomic_write_json(os.path.join(out_dir, THRESHOLD_FILE), chosen)
     return chosen
 
@@ -254,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
     parser.add_argument("--threshold", type=float, default=None,
                         help="generate: background threshold (default: the sweep's <cluster-dir>/threshold.json)")
+    parser.add_argument("--background", default=None, choices=SIDES,
+                        help="generate: which side of the threshold is background (default: the sweep's choice, "
+                             "or 'below' as PASS with --threshold)")
     parser.add_argument("--thresholds", default="0:0.9:0.025",
                         help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
     parser.add_argument("--short-side", type=int, default=256)
@@ -277,7 +311,8 @@ def run(args: argparse.Namespace):
         thresholds = resolve_thresholds(args.thresholds, lambda image: labeler(image)[1], split)
         chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, thresholds,
                        len(centroids), args.out or args.cluster_dir)
-        log.info(f"chosen threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
+        log.info(f"chosen threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation mIoU "
+                 f"{100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
         return chosen
     if not args.out:
@@ -291,9 +326,11 @@ def run(args: argparse.Namespace):
         counts = generate(lambda image, index: oracle_foreground_labels(labeler(image)[0], part.load_label(index)),
                           part, args.out, f"pseudo labels ({split.split}, true foreground)")
     else:
-        threshold, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE))
-        log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f} (from {source})")
-        counts = generate(lambda image, index: apply_threshold(*labeler(image), threshold), part, args.out,
+        threshold, side, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE),
+                                                    args.background)
+        log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f}, background "
+                 f"{side} (from {source})")
+        counts = generate(lambda image, index: apply_threshold(*labeler(image), threshold, side), part, args.out,
                           f"pseudo labels ({split.split})")
     log.info(f"{counts['written']} written, {counts['skipped']} already done, {counts['failed']} failed -> {args.out}")
     return counts

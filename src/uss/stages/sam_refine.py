@@ -27,10 +27,12 @@ from uss.training import runner
 class MaskLabeler:
     """Mask-based labels from a PixelLabeler (features, attention, centroids) and a region proposer."""
 
-    def __init__(self, labeler: "pixel.PixelLabeler", proposer: RegionProposer, pixel_threshold: float):
+    def __init__(self, labeler: "pixel.PixelLabeler", proposer: RegionProposer, pixel_threshold: float,
+                 pixel_side: str = pixel.BELOW):
         self.labeler = labeler
         self.proposer = proposer
         self.pixel_threshold = pixel_threshold
+        self.pixel_side = pixel_side
 
     def regions(self, image: np.ndarray):
         """(per-pixel labels, masks largest first, their classes 1..K, their mean attentions)."""
@@ -55,24 +57,25 @@ class MaskLabeler:
                 mask_classes = np.zeros(0, np.int32)
         classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
         attention = cv2.resize(attention, (width, height), interpolation=cv2.INTER_LINEAR)
-        per_pixel = pixel.apply_threshold(classes, attention, self.pixel_threshold)
+        per_pixel = pixel.apply_threshold(classes, attention, self.pixel_threshold, self.pixel_side)
         mask_attention = np.array([float(attention[m].mean()) if m.any() else 0.0 for m in masks], np.float32)
         return per_pixel, masks, mask_classes, mask_attention
 
     def prepare(self, image: np.ndarray) -> Callable[[float], np.ndarray]:
-        """Do the expensive part once; returns label_at(mask_threshold) -> HxW ids."""
+        """Do the expensive part once; returns label_at(mask_threshold, side) -> HxW ids."""
         per_pixel, masks, mask_classes, mask_attention = self.regions(image)
 
-        def label_at(threshold: float) -> np.ndarray:
+        def label_at(threshold: float, side: str = pixel.BELOW) -> np.ndarray:
             label = per_pixel.copy()
-            for mask, cls, att in zip(masks, mask_classes, mask_attention):
-                label[mask] = cls if att >= threshold else 0
+            background = pixel.is_background(mask_attention, threshold, side)
+            for mask, cls, bg in zip(masks, mask_classes, background):
+                label[mask] = 0 if bg else cls
             return label
 
         return label_at
 
-    def __call__(self, image: np.ndarray, threshold: float) -> np.ndarray:
-        return self.prepare(image)(threshold)
+    def __call__(self, image: np.ndarray, threshold: float, side: str = pixel.BELOW) -> np.ndarray:
+        return self.prepare(image)(threshold, side)
 
 
 def add_proposer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,8 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
     parser.add_argument("--pixel-threshold", type=float, default=None,
                         help="threshold for pixels no mask covers (default: <cluster-dir>/threshold.json)")
+    parser.add_argument("--pixel-background", default=None, choices=pixel.SIDES,
+                        help="its background side (default: the per-pixel sweep's, or 'below' with --pixel-threshold)")
     parser.add_argument("--sweep-dir", required=True, help="where the mask sweep writes / generate reads threshold.json")
     parser.add_argument("--threshold", type=float, default=None, help="generate: mask threshold (default: the sweep's)")
+    parser.add_argument("--background", default=None, choices=pixel.SIDES,
+                        help="generate: the mask threshold's background side (default: the sweep's, or 'below')")
     parser.add_argument("--thresholds", default="0:0.9:0.025",
                         help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
     parser.add_argument("--short-side", type=int, default=256)
@@ -137,28 +144,32 @@ def run(args: argparse.Namespace):
     log = runner.StageLog(f"sam_refine {args.mode}", args.sweep_dir)
     split = ImageNetSSplit(args.data, args.split or ("validation" if args.mode == "sweep" else "train"))
     centroids = pixel.load_centroids(args.centroids or os.path.join(args.cluster_dir, "centroids.npy"))
-    pixel_threshold, pixel_source = pixel.resolve_threshold(
-        args.pixel_threshold, os.path.join(args.cluster_dir, pixel.THRESHOLD_FILE))
+    pixel_threshold, pixel_side, pixel_source = pixel.resolve_threshold(
+        args.pixel_threshold, os.path.join(args.cluster_dir, pixel.THRESHOLD_FILE), args.pixel_background)
     proposer = proposer_from_args(args)
     log.info(f"regions: {proposer.describe()}")
     if args.proposer == "superpixel":
         log.info("note: superpixel regions stand in for SAM masks (no SAM weights); pass --proposer sam "
                  "--sam-checkpoint weights/sam_vit_b_01ec64.pth for the real thing")
     labeler = MaskLabeler(pixel.PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side),
-                          proposer, pixel_threshold)
-    log.info(f"per-pixel threshold {pixel_threshold:.3f} (from {pixel_source}) for uncovered pixels")
+                          proposer, pixel_threshold, pixel_side)
+    log.info(f"per-pixel threshold {pixel_threshold:.3f}, background {pixel_side} (from {pixel_source}) for "
+             f"uncovered pixels")
     if args.mode == "sweep":
         thresholds = pixel.resolve_thresholds(args.thresholds, lambda image: labeler.labeler(image)[1], split)
         chosen = pixel.sweep(labeler.prepare, split, thresholds, len(centroids),
                              args.sweep_dir, label_source=f"mask ({args.proposer})")
-        log.info(f"chosen mask threshold {chosen['threshold']:.3f} (validation mIoU {100 * chosen['mIoU']:.2f}) -> "
+        log.info(f"chosen mask threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation "
+                 f"mIoU {100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.sweep_dir, pixel.THRESHOLD_FILE)}")
         return chosen
     if not args.out:
         raise InputError("generate needs --out (the pseudo-label folder)")
-    threshold, source = pixel.resolve_threshold(args.threshold, os.path.join(args.sweep_dir, pixel.THRESHOLD_FILE))
-    log.info(f"labelling {len(split)} images of {split.image_dir} with mask threshold {threshold:.3f} (from {source})")
-    counts = pixel.generate(lambda image, index: labeler(image, threshold), pixel.shard_of(split, args.shard), args.out,
+    threshold, side, source = pixel.resolve_threshold(args.threshold, os.path.join(args.sweep_dir, pixel.THRESHOLD_FILE),
+                                                      args.background)
+    log.info(f"labelling {len(split)} images of {split.image_dir} with mask threshold {threshold:.3f}, background "
+             f"{side} (from {source})")
+    counts = pixel.generate(lambda image, index: labeler(image, threshold, side), pixel.shard_of(split, args.shard), args.out,
                             f"mask pseudo labels ({split.split})")
     log.info(f"{counts['written']} written, {counts['skipped']} already done, {counts['failed']} failed -> {args.out}")
     return counts
