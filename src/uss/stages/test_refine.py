@@ -69,7 +69,6 @@ from uss.stages.inference import (MAX_PIXELS, evaluate_predictions, inference_si
                                   pending_outputs, upsample_argmax)
 from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
 
-MODES = ("validation", "test", "testA", "testB")
 DEFAULT_DATA = "data/ImageNetS50"
 DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.pth.tar"
 DEFAULT_SAM = "weights/sam_vit_b_01ec64.pth"
@@ -294,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python test.py", description="Fine-tuned model + region-mask refinement -> label PNGs, match.json, "
         "evaluation and the benchmark zip (method: see src/uss/stages/test_refine.py).")
-    parser.add_argument("--mode", default="validation", choices=MODES, help="split to segment (default: validation)")
+    parser.add_argument("--mode", default="validation",
+                        help="split folder to segment: validation, test, testA, testB or any other folder of --data "
+                             "(default: validation)")
     parser.add_argument("--data", default=DEFAULT_DATA, help=f"ImageNet-S style dataset folder (default: {DEFAULT_DATA})")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help="fine-tuned model: <finetune dump>/checkpoint.pth.tar of main_pixel_finetuning.py "
@@ -498,7 +499,8 @@ def finish(args: argparse.Namespace, split: ImageNetSSplit, pred_dir: str, match
     method = args.method_text or default_method_text(config, args)
     atomic_write_text(os.path.join(pred_dir, "method.txt"), method.rstrip("\n") + "\n")
     zip_path = args.zip or os.path.join(args.out, f"{args.mode}.zip")
-    packed = pack_submission(pred_dir, zip_path, os.path.join(pred_dir, "match.json"), method)
+    packed = pack_submission(pred_dir, zip_path, os.path.join(pred_dir, "match.json"), method,
+                             num_classes=int(config["num_classes"]))
     print(f"{TAG} submission: {pred_dir} (class folders, match.json, method.txt) -> {zip_path} "
           f"({packed['num_pngs']} PNGs in {packed['classes']} class folders)", flush=True)
     return 0
