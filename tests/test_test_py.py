@@ -225,7 +225,6 @@ def test_all_background_image_triggers_the_fallback_with_real_models(setup):
 
 
 def test_prediction_before_refinement_is_pass_inference(setup):
-    from uss.data.pseudo_labels import resize_nearest
     from uss.stages import inference
 
     model, _ = inference.load_finetuned(setup["ckpt"])
@@ -237,8 +236,8 @@ def test_prediction_before_refinement_is_pass_inference(setup):
         logits, prediction, work = segmenter.predict(image)
         assert work == inference.inference_size(*shape[:2]) and logits.shape[0] == K + 1
         expected = inference.predict_label(model, jt.array(inference.network_input(image, 64)[None]), *shape[:2])
-        np.testing.assert_array_equal(resize_nearest(prediction, *shape[:2]), expected)
-    assert work[0] * work[1] <= 1000 * 1000 < shape[0] * shape[1]
+        np.testing.assert_array_equal(inference.enlarge_nearest(prediction, *shape[:2]), expected)
+    assert work == (1000, 909)  # PASS inference.py: (max_res, int(max_res * W / H)) above 1000 x 1000 pixels
 
 
 def test_tiny_images_with_the_sam_proposer(setup):
