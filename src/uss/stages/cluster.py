@@ -86,6 +86,9 @@ def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.N
     return np.load(path, mmap_mode="r")
 
 
+_GPU_RESOURCES: list = []
+
+
 def faiss_index(dim: int):
     """Exact L2 index: on GPU 0 when faiss is a GPU build and sees a GPU (as PASS), else on the CPU."""
     import faiss
@@ -94,7 +97,8 @@ def faiss_index(dim: int):
         config = faiss.GpuIndexFlatConfig()
         config.useFloat16 = False
         config.device = 0
-        return faiss.GpuIndexFlatL2(faiss.StandardGpuResources(), dim, config)
+        _GPU_RESOURCES.append(faiss.StandardGpuResources())  # must outlive the index
+        return faiss.GpuIndexFlatL2(_GPU_RESOURCES[-1], dim, config)
     return faiss.IndexFlatL2(dim)
 
 
