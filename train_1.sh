@@ -22,14 +22,18 @@ if [ "$PRESET" = demo ]; then
           --batch-size 32 --larc 0.001 --base-lr 0.6 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31)
   R18=(--epochs 10 --warmup-epochs 1 --hidden-mlp 512)
 else
-  # PASS, ImageNet-S50 (its Jittor scripts): 4 x 64 images per step, 200 epochs.
-  COMMON=(--nmb-crops 2 6 --size-crops 224 96 --min-scale-crops 0.14 0.05 --max-scale-crops 1 0.14
-          --crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
-          --nmb-prototypes 500 --queue-length 2048 --epoch-queue-starts 15 --freeze-prototypes-niters 1001
-          --batch-size 256 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 10
-          --seed 31 --shallow 3 --weights 1 1)
-  R18=(--epochs 200 --hidden-mlp 512)
-  R50=(--epochs 200 --hidden-mlp 2048)
+  # PASS's PyTorch recipe (LUSSeg/PASS main branch), every value from the file named; LARC trust 0.001, clip off,
+  # from main:main_pretrain.py; --batch-size is the global batch: 8 GPUs x BATCH=32 = 256.
+  COMMON=(--crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
+          --epoch-queue-starts 15 --batch-size 256 --larc 0.001 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0
+          --wd 1e-6 --workers 10 --seed 10010 --shallow 3 --weights 1 1)
+  # ResNet-18, ImageNet-S50: main:scripts/luss50_pass.sh (the recipe of PASS's 29.2 / 29.3 mIoU).
+  R18=(--nmb-crops 2 6 --size-crops 224 96 --min-scale-crops 0.14 0.05 --max-scale-crops 1 0.14
+       --hidden-mlp 512 --nmb-prototypes 500 --queue-length 2048 --freeze-prototypes-niters 1001 --epochs 200)
+  # ResNet-50: PASS's ResNet-50 recipe, main:scripts/luss300_pass.sh (= luss919_pass.sh): 2 crops of 224 only,
+  # 3000 prototypes, queue 3840, 100 epochs, prototypes frozen 5005 iterations (as published, in iterations).
+  R50=(--nmb-crops 2 --size-crops 224 --min-scale-crops 0.08 --max-scale-crops 1
+       --hidden-mlp 2048 --nmb-prototypes 3000 --queue-length 3840 --freeze-prototypes-niters 5005 --epochs 100)
 fi
 # ----------------------------------------------------------------------------------------------
 ARCHS=${ARCHS:-$DEFAULT_ARCHS}  # or ARCHS="r18" / "r50" to run one backbone

@@ -23,16 +23,20 @@ if [ "$PRESET" = demo ]; then
   CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2)
   SWEEP=(--short-side 64 --thresholds auto)
 else
-  # PASS, ImageNet-S50: 2 crops of 224, queue from epoch 0, lr 6.0, 20 epochs; k-means on Resize 256 /
-  # CenterCrop 224 embeddings; labels at short side 256; thresholds swept over 0.20..0.80.
+  # PASS's PyTorch recipe (LUSSeg/PASS main branch): LARC trust 0.001, clip off, from main:main_pixel_attention.py;
+  # global batch 8 GPUs x BATCH=32 = 256.
   ATTENTION=(--nmb-crops 2 --size-crops 224 --min-scale-crops 0.08 --max-scale-crops 1
              --crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
-             --nmb-prototypes 500 --queue-length 3840 --epoch-queue-starts 0 --freeze-prototypes-niters 0
-             --batch-size 256 --base-lr 6.0 --final-lr 0.0006 --wd 1e-6 --workers 10 --seed 31)
-  R18=(--epochs 20 --hidden-mlp 512)
-  R50=(--epochs 20 --hidden-mlp 2048)
-  CLUSTER=(--resize 256 --crop 224 --batch-size 128 --restarts 30 --iterations 20 --workers 10)
-  SWEEP=(--short-side 256 --thresholds 0.20:0.80:0.01)
+             --queue-length 3840 --epoch-queue-starts 0 --freeze-prototypes-niters 0 --epochs 20
+             --batch-size 256 --larc 0.001 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 10 --seed 10010)
+  # ResNet-18: main:scripts/luss50_pass.sh (lr 6.0); ResNet-50: main:scripts/luss300_pass.sh (lr 0.6, 3000 prototypes).
+  R18=(--hidden-mlp 512 --nmb-prototypes 500 --base-lr 6.0)
+  R50=(--hidden-mlp 2048 --nmb-prototypes 3000 --base-lr 0.6)
+  # main:cluster.py: Resize(256) + CenterCrop(224) embeddings, batch 256, faiss k-means nredo 30, niter 20.
+  CLUSTER=(--resize 256 --crop 224 --batch-size 256 --restarts 30 --iterations 20 --workers 10)
+  # main:inference_pixel_attention.py Resize(256); main:scripts/luss50_pass.sh sweeps evaluator.py --min 0 --max 80
+  # (thresholds 0.00..0.80 in steps of 0.01).
+  SWEEP=(--short-side 256 --thresholds 0:0.80:0.01)
 fi
 # ----------------------------------------------------------------------------------------------
 ARCHS=${ARCHS:-$DEFAULT_ARCHS}  # or ARCHS="r18" / "r50" to run one backbone

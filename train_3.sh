@@ -17,7 +17,10 @@ if [ "$PRESET" = demo ]; then
   SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 20)
 else
   PROPOSER=${PROPOSER:-sam}
-  LABELS=(--short-side 256 --thresholds 0.20:0.80:0.01)
+  # Labels at short side 256 (PASS main:inference_pixel_attention.py, Resize(256)); the mask threshold swept over
+  # the range PASS sweeps its pixel threshold (main:scripts/luss50_pass.sh: evaluator.py --min 0 --max 80).
+  # The superpixel settings are this project's stand-in for SAM, no published recipe.
+  LABELS=(--short-side 256 --thresholds 0:0.80:0.01)
   SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 300 --superpixel-sigma 0.8 --superpixel-min-size 200)
 fi
 SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}

@@ -18,10 +18,15 @@ if [ "$PRESET" = demo ]; then
             --min-scale 0.3 --label-scale 0.5 --base-lr 0.05 --final-lr 0.0005 --wd 1e-4 --workers 2 --seed 31)
   INFER=(--short-side 64)
 else
-  # PASS, ImageNet-S50: labels at short side 256; 20 epochs, lr 0.6 -> 0.0006, crop 224, labels / 2.
+  # PASS's PyTorch recipe, ResNet-18 on ImageNet-S50: main:scripts/luss50_pass.sh (20 epochs, lr 0.6 -> 0.0006,
+  # wd 1e-6, 8 GPUs x BATCH=32 = global batch 256, workers 8); LARC trust 0.001, clip off, from
+  # main:main_pixel_finetuning.py, which also gives crop 224 at scale 0.08-1 (RandomResizedCropSemantic(224)),
+  # labels / 2 (interpolate scale_factor 0.5) and the seed (options.py default 31). Labels and inference at
+  # short side 256: main:inference_pixel_attention.py and main:inference.py (Resize(256)).
   LABELS=(--short-side 256)
   FINETUNE=(--arch resnet18 --head linear --epochs 20 --batch-size 256 --crop-size 224 --min-scale 0.08
-            --label-scale 0.5 --base-lr 0.6 --final-lr 0.0006 --wd 1e-6 --workers 8 --seed 31)
+            --label-scale 0.5 --larc 0.001 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 8
+            --seed 31)
   INFER=(--short-side 256)
 fi
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from uss.data.label_png import IGNORE, write_label_png
 from uss.evaluate import main as evaluate_main
 from uss.evaluation import (EvaluationInputError, MatchFileError, apply_match, confusion_matrix, evaluate_arrays,
                             evaluate_folder, f_measure, format_table, hungarian_match, image_accuracy, load_match,
-                            mask_to_boundary, mean_iou, save_match)
+                            mask_to_boundary, mean_iou, save_match, unmapped_ids)
+from uss.evaluation.matching import cooccurrence
 from uss.evaluation.metrics import boundary_map, size_bucket, size_percent
 
 X = IGNORE
@@ -152,8 +153,22 @@ def test_hand_computed_boundary_with_ignore(tmp_path):
     assert result["mIoU"] == pytest.approx((2 / 3 + 11 / 19) / 2, abs=1e-9)
     assert result["FMeasure"] == pytest.approx(11 / 15, abs=1e-9)
     assert result["ML"] == pytest.approx((2 / 3 + 11 / 19) / 2, abs=1e-9)
-    assert result["BIoUs"] == pytest.approx([2 / 3, 7 / 19], abs=1e-12)
-    assert result["mBIoU"] == pytest.approx(59 / 114, abs=1e-12)
+    assert result["BIoUs"] == pytest.approx([2 / 3, 7 / 19], abs=1e-9)
+    assert result["mBIoU"] == pytest.approx(59 / 114, abs=1e-9)
+    # Size-wise boundary IoU: class 1 (43%) is ML, so BML covers both classes and the other buckets are empty.
+    assert result["BML"] == pytest.approx(59 / 114, abs=1e-9)
+    assert result["BS"] is None and result["BMS"] is None and result["BL"] is None
+
+
+def test_mbiou_averages_all_classes_absent_ones_count_zero(tmp_path):
+    # The same image evaluated with K = 3: classes 2 and 3 appear in neither GT nor prediction, so (as the
+    # official evaluator and as mIoU) they contribute 0 to the mean over K + 1 = 4 classes.
+    gt, pred = shifted_square()
+    pred_dir, gt_dir = write_set(tmp_path, {"n01/a.png": (gt, pred)})
+    result = evaluate_folder(pred_dir, gt_dir, categories=["n01", "n02", "n03"], progress=False)
+    assert result["BIoUs"] == pytest.approx([2 / 3, 7 / 19, 0, 0], abs=1e-9)
+    assert result["mBIoU"] == pytest.approx(59 / 114 / 2, abs=1e-9)
+    assert result["mIoU"] == pytest.approx((2 / 3 + 11 / 19) / 4, abs=1e-9)
 
 
 def test_mask_to_boundary_by_hand():
@@ -240,24 +255,43 @@ def test_permuted_ids_are_recovered_by_auto_matching(tmp_path):
 
 # ----------------------------------------------------------------------------- Hungarian matching
 
-# Presence per image (K = 2 classes, predicted ids 1, 2, 3):
+# Presence per image (predicted ids 1, 2, 3):
 #   3 images GT {1} pred {1, 2};  1 image GT {1} pred {1, 3};  2 images GT {2} pred {1};  1 image GT {2} pred {1, 3}
 # Co-occurrence [pred][class]: id1 = [4, 3], id2 = [3, 0], id3 = [1, 1].
-# Greedy takes the largest entry first (id1 -> 1, 4) and then id3 -> 2 (1): total 5.
-# The optimum is id1 -> 2 (3) + id2 -> 1 (3) = 6; every other assignment sums to at most 5, and id3 is left
-# unmatched -> background.
+# K = 2: the official square matching covers ids 1..2 only (id 3 is above K and takes no part). Greedy takes the
+# largest entry first (id1 -> 1, 4) and then id2 -> 2 (0): total 4. The optimum is id1 -> 2 (3) + id2 -> 1 (3) = 6.
 GREEDY_TRAP = [({1}, {1, 2})] * 3 + [({1}, {1, 3})] + [({2}, {1})] * 2 + [({2}, {1, 3})]
 
 
-def test_hungarian_beats_greedy_with_more_ids_than_classes():
+def test_hungarian_beats_greedy_and_ignores_ids_above_k():
     match = hungarian_match([g for g, _ in GREEDY_TRAP], [p for _, p in GREEDY_TRAP], num_classes=2)
-    assert match == {0: 0, 1: 2, 2: 1, 3: 0}
+    assert match == {0: 0, 1: 2, 2: 1}
+    assert unmapped_ids([0, 1, 2, 3], match, 2) == [3]
 
 
-def test_hungarian_with_fewer_ids_than_classes_and_ignored_ids():
-    # K = 3; only id 7 is ever predicted and it co-occurs with class 3 in both images; 0 and 1000 are skipped.
-    match = hungarian_match([{3, 0, X}, {1, 3}], [{7, 0}, {7, X}], num_classes=3)
-    assert match == {0: 0, 7: 3}
+def test_hungarian_is_square_and_breaks_zero_ties_in_increasing_order():
+    # K = 3; only id 2 is ever predicted, with class 3 in both images (0 and 1000 are skipped). The official
+    # square assignment still maps ids 1 and 3; they co-occur with nothing, so (tie rule) the smallest free id
+    # takes the smallest free class: 1 -> 1, 3 -> 2.
+    match = hungarian_match([{3, 0, X}, {1, 3}], [{2, 0}, {2, X}], num_classes=3)
+    assert match == {0: 0, 1: 1, 2: 3, 3: 2}
+    # Nothing predicted at all: the identity.
+    assert hungarian_match([{1}, {2}], [set(), {0}], num_classes=4) == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
+
+
+def test_hungarian_optimum_equals_brute_force_and_every_id_is_mapped():
+    import itertools
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        k = int(rng.integers(2, 6))
+        gts = [set(rng.choice(k, size=rng.integers(1, 3), replace=False) + 1) for _ in range(12)]
+        preds = [set(rng.choice(k + 2, size=rng.integers(0, 3), replace=False)) for _ in range(12)]
+        counts = cooccurrence(gts, preds, k)
+        match = hungarian_match(gts, preds, k)
+        assert sorted(match) == list(range(k + 1)) and sorted(match.values()) == list(range(k + 1))
+        best = max(sum(counts[i, p[i]] for i in range(k)) for p in itertools.permutations(range(k)))
+        assert sum(counts[i - 1, match[i] - 1] for i in range(1, k + 1)) == best
 
 
 def test_auto_match_from_folder_beats_greedy(tmp_path):
@@ -271,8 +305,21 @@ def test_auto_match_from_folder_beats_greedy(tmp_path):
             pred[:2, 4 * k:4 * k + 2] = p
         pairs[f"n{i}/x.png"] = (gt, pred)
     pred_dir, gt_dir = write_set(tmp_path, pairs)
-    result = evaluate_folder(pred_dir, gt_dir, categories=["a", "b"], match="auto", progress=False)
-    assert result["match"] == {0: 0, 1: 2, 2: 1, 3: 0}
+    # K = 2: id 3 is above K; the official evaluator fails on it, this one names it and the files.
+    with pytest.raises(EvaluationInputError, match=r"2 predictions .* above K=2: ids 3 in n3/x\.png, n6/x\.png"):
+        evaluate_folder(pred_dir, gt_dir, categories=["a", "b"], match="auto", progress=False)
+    # K = 3: id 3 co-occurs once with each of classes 1 and 2; the optimum keeps 1 -> 2, 2 -> 1, so 3 -> 3.
+    result = evaluate_folder(pred_dir, gt_dir, categories=["a", "b", "c"], match="auto", progress=False)
+    assert result["match"] == {0: 0, 1: 2, 2: 1, 3: 3}
+
+
+def test_a_match_that_misses_a_predicted_id_is_refused(tmp_path):
+    gts = small_dataset(np.random.default_rng(2), num_classes=2, per_class=2, h=12, w=16)
+    pred_dir, gt_dir = write_set(tmp_path, {n: (g, g) for n, g in gts.items()})
+    save_match(str(tmp_path / "partial.json"), {0: 0, 1: 1})
+    with pytest.raises(EvaluationInputError, match=r"not mapped by .*partial\.json.*: ids 2 in n002/img0\.png"):
+        evaluate_folder(pred_dir, gt_dir, categories=["a", "b"], match=str(tmp_path / "partial.json"),
+                        progress=False)
 
 
 def test_apply_match_lookup_table():
@@ -288,6 +335,7 @@ def reference_metrics(pairs, num_classes, match):
     n = num_classes + 1
     T, P, TP = np.zeros(n), np.zeros(n), np.zeros(n)
     Ts, Ps, TPs = np.zeros((4, n)), np.zeros((4, n)), np.zeros((4, n))
+    BTs, BPs, BTPs = np.zeros((4, n)), np.zeros((4, n)), np.zeros((4, n))
     bi, bg_, bp_ = np.zeros(n), np.zeros(n), np.zeros(n)
     f_total = acc_total = 0.0
     for gt, raw in pairs:
@@ -324,12 +372,16 @@ def reference_metrics(pairs, num_classes, match):
                 Ts[b, c] += np.sum(p[sel] == c)
                 Ps[b, c] += np.sum(g[sel] == c)
                 TPs[b, c] += np.sum((p[sel] == c) & (g[sel] == c))
+                BTs[b, c] += np.sum(bpr[sel] == c)
+                BPs[b, c] += np.sum(bgt[sel] == c)
+                BTPs[b, c] += np.sum((bpr[sel] == c) & (bgt[sel] == c))
     iou = TP / (T + P - TP + 1e-10)
     sizes = [float(np.mean((TPs[b] / (Ts[b] + Ps[b] - TPs[b] + 1e-10))[Ps[b] > 0])) if (Ps[b] > 0).any() else None
              for b in range(4)]
-    union = bg_ + bp_ - bi
+    bsizes = [float(np.mean((BTPs[b] / (BTs[b] + BPs[b] - BTPs[b] + 1e-10))[BPs[b] > 0])) if (BPs[b] > 0).any()
+              else None for b in range(4)]
     return {"mIoU": iou.mean(), "FMeasure": f_total / len(pairs), "Acc": acc_total / len(pairs),
-            "mBIoU": float(np.mean(bi[union > 0] / union[union > 0])), "sizes": sizes}
+            "mBIoU": float(np.mean(bi / (bg_ + bp_ - bi + 1e-10))), "sizes": sizes + bsizes}
 
 
 def test_vectorised_metrics_match_literal_reference():
@@ -345,7 +397,7 @@ def test_vectorised_metrics_match_literal_reference():
     ref = reference_metrics(pairs, 5, match)
     for key in ("mIoU", "FMeasure", "Acc", "mBIoU"):
         assert ours[key] == pytest.approx(ref[key], abs=1e-9), key
-    for key, value in zip(("S", "MS", "ML", "L"), ref["sizes"]):
+    for key, value in zip(("S", "MS", "ML", "L", "BS", "BMS", "BML", "BL"), ref["sizes"]):
         assert (ours[key] is None) == (value is None), key
         if value is not None:
             assert ours[key] == pytest.approx(value, abs=1e-9), key

@@ -232,8 +232,15 @@ def test_upsample_argmax_matches_bilinear_interpolation():
     logits = jt.array(np.random.default_rng(0).normal(size=(1, 5, 7, 9)).astype(np.float32))
     reference = jt.nn.interpolate(logits, size=(50, 61), mode="bilinear", align_corners=False).numpy()[0].argmax(0)
     np.testing.assert_array_equal(inference.upsample_argmax(logits, 50, 61, chunk_elements=5 * 61 * 7), reference)
-    assert inference.inference_size(*BIG, 1000 * 1000)[0] * inference.inference_size(*BIG, 1000 * 1000)[1] <= 10 ** 6
+    # PASS inference.py: above 1000 x 1000 pixels, logits at (1000, int(1000 * W / H)), whatever the aspect.
+    assert inference.inference_size(*BIG, 1000 * 1000) == (1000, 1200)
+    assert inference.inference_size(2000, 1000, 1000 * 1000) == (1000, 500)
+    assert inference.inference_size(1200, 1001, 1000 * 1000) == (1000, 834)
     assert inference.inference_size(64, 80, 1000 * 1000) == (64, 80)
+    # and enlarged as torch's mode="nearest" (source floor(i * in / out))
+    small = np.arange(6).reshape(2, 3)
+    reference = jt.nn.interpolate(jt.array(small[None, None].astype(np.float32)), size=(5, 7), mode="nearest")
+    np.testing.assert_array_equal(inference.enlarge_nearest(small, 5, 7), reference.numpy()[0, 0].astype(int))
 
 
 def test_inference_writes_original_sizes_evaluates_and_resumes(workspace):

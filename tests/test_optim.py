@@ -2,6 +2,7 @@
 import argparse
 
 import numpy as np
+import pytest
 
 from uss.training.optim import LARC, add_optimisation_arguments, build_optimizer  # imports uss first
 
@@ -53,3 +54,24 @@ def test_build_optimizer_picks_larc_only_when_asked():
     assert type(build_optimizer([param], plain)) is jt.optim.SGD
     larc = build_optimizer([param], parser.parse_args(["--larc", "0.001", "--momentum", "0.8"]))
     assert isinstance(larc, LARC) and larc.trust_coefficient == 0.001 and larc.momentum == 0.8
+
+
+def test_poly_schedule_is_mmsegmentations_and_cosine_stays_the_default():
+    from uss.training.schedule import build_schedule, warmup_cosine, warmup_poly
+
+    # mmsegmentation PolyLrUpdaterHook(power=0.9, min_lr=1e-4, by_epoch=False): (0.01 - 1e-4) * (1 - t/T)^0.9 + 1e-4
+    lrs = warmup_poly(0.01, 1e-4, epochs=2, iters_per_epoch=5, power=0.9)
+    assert len(lrs) == 10
+    assert lrs[0] == 0.01
+    assert lrs[5] == pytest.approx((0.01 - 1e-4) * 0.5 ** 0.9 + 1e-4, rel=1e-12)
+    assert lrs[9] == pytest.approx((0.01 - 1e-4) * 0.1 ** 0.9 + 1e-4, rel=1e-12)
+    assert (np.diff(lrs) < 0).all()
+    parser = argparse.ArgumentParser()
+    add_optimisation_arguments(parser, epochs=3)
+    default = parser.parse_args([])
+    assert default.schedule == "cosine" and default.poly_power == 0.9
+    assert np.array_equal(build_schedule(default, 4), warmup_cosine(0.6, 0.0006, 3, 4))
+    poly = parser.parse_args(["--schedule", "poly", "--base-lr", "0.01", "--final-lr", "1e-4", "--warmup-epochs", "1"])
+    lrs = build_schedule(poly, 4)
+    assert np.allclose(lrs[:4], [0, 0.0025, 0.005, 0.0075])  # linear warm-up to base_lr
+    assert np.array_equal(lrs[4:], warmup_poly(0.01, 1e-4, 2, 4, 0.9))

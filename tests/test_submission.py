@@ -10,7 +10,7 @@ from uss.data.label_png import IGNORE, write_label_png
 from uss.evaluation import evaluate_folder, load_match
 from uss.submission import SubmissionError, main as submission_main, pack_submission
 
-MATCH = {0: 0, 1: 2, 2: 1, 3: 0}
+MATCH = {0: 0, 1: 2, 2: 1}  # square, as the official matching: every id 1..K mapped
 
 
 def make_predictions(tmp_path):
@@ -22,7 +22,7 @@ def make_predictions(tmp_path):
             gt[2:8, 3:9] = cls
             gt[0, :] = IGNORE
             raw = np.where(gt == cls, {1: 2, 2: 1}[cls], 0)
-            raw[rng.random(raw.shape) < 0.1] = 3
+            raw[rng.random(raw.shape) < 0.1] = 1
             write_label_png(str(tmp_path / "gt" / wnid / f"img{i}.png"), gt)
             write_label_png(str(tmp_path / "pred" / wnid / f"img{i}.png"), raw)
     return str(tmp_path / "pred"), str(tmp_path / "gt")
@@ -43,7 +43,7 @@ def test_zip_layout_and_match_round_trip(tmp_path):
         names = sorted(archive.namelist())
         assert names == ["match.json", "method.txt", "n001/img0.png", "n001/img1.png", "n002/img0.png",
                          "n002/img1.png"]
-        assert json.loads(archive.read("match.json")) == {"0": 0, "1": 2, "2": 1, "3": 0}
+        assert json.loads(archive.read("match.json")) == {"0": 0, "1": 2, "2": 1}
         assert archive.read("method.txt").decode() == "PASS (Jittor) demo\n"
         assert archive.read("n001/img0.png") == open(os.path.join(pred_dir, "n001", "img0.png"), "rb").read()
     assert [n for n in os.listdir(out.parent) if n != "result.zip"] == []  # no temp file left
@@ -107,3 +107,24 @@ def test_cli(tmp_path, capsys):
                             "--out", str(tmp_path / "x.zip")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "missing" in err
+
+
+def test_ids_the_match_does_not_map_or_above_k_are_refused_in_one_line(tmp_path, capsys):
+    pred_dir, _ = make_predictions(tmp_path)
+    raw = np.zeros((10, 12), np.int32)
+    raw[3:5, 3:5] = 3  # K = 2: id 3 is mapped by no square match; the official evaluator raises KeyError on it
+    write_label_png(os.path.join(pred_dir, "n002", "img1.png"), raw)
+    out = tmp_path / "result.zip"
+    with pytest.raises(SubmissionError, match=r"1 predictions hold ids not mapped by .* or above K=2 .*: ids 3 in "
+                                              r"n002/img1\.png"):
+        pack_submission(pred_dir, str(out), MATCH, "demo")
+    # A match that does map 3 but to class 3 > K (--num-classes 2) is refused too.
+    with pytest.raises(SubmissionError, match=r"maps ids 3 to classes above K=2"):
+        pack_submission(pred_dir, str(out), {**MATCH, 3: 3}, "demo", num_classes=2)
+    # Mapped within K (a 3-class match): packed.
+    assert pack_submission(pred_dir, str(out), {**MATCH, 3: 3}, "demo")["num_pngs"] == 4
+    out.unlink()
+    code = submission_main(["--pred", pred_dir, "--match", write_match(tmp_path), "--method", "x", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "ids 3 in n002/img1.png" in err and "match.json" in err
+    assert not out.exists()

@@ -225,7 +225,6 @@ def test_all_background_image_triggers_the_fallback_with_real_models(setup):
 
 
 def test_prediction_before_refinement_is_pass_inference(setup):
-    from uss.data.pseudo_labels import resize_nearest
     from uss.stages import inference
 
     model, _ = inference.load_finetuned(setup["ckpt"])
@@ -237,8 +236,8 @@ def test_prediction_before_refinement_is_pass_inference(setup):
         logits, prediction, work = segmenter.predict(image)
         assert work == inference.inference_size(*shape[:2]) and logits.shape[0] == K + 1
         expected = inference.predict_label(model, jt.array(inference.network_input(image, 64)[None]), *shape[:2])
-        np.testing.assert_array_equal(resize_nearest(prediction, *shape[:2]), expected)
-    assert work[0] * work[1] <= 1000 * 1000 < shape[0] * shape[1]
+        np.testing.assert_array_equal(inference.enlarge_nearest(prediction, *shape[:2]), expected)
+    assert work == (1000, 909)  # PASS inference.py: (max_res, int(max_res * W / H)) above 1000 x 1000 pixels
 
 
 def test_tiny_images_with_the_sam_proposer(setup):
@@ -447,3 +446,23 @@ def test_upernet_checkpoint_runs_through_test_py(setup, tmp_path):
     assert test_refine.main(argv) == 0
     split = ImageNetSSplit(setup["data"], "validation")
     assert read_label_png(str(out / "validation" / layout.label_name(split.names[0]))).shape == split.load(0).size
+
+
+def test_any_split_folder_name_and_unmapped_ids_are_refused(setup, validated, tmp_path):
+    # A split folder named testC (no GT): --mode takes any folder name. A match.json that does not map every id
+    # the predictions hold is refused in one line naming the ids and files (the official evaluator raises
+    # KeyError on them); the square validation match packs.
+    data = tmp_path / "data"
+    shutil.copytree(setup["data"], data)
+    shutil.copytree(data / "test", data / "testC")
+    partial = tmp_path / "partial.json"
+    save_match(str(partial), {0: 0})
+    argv = ["--data", str(data), "--checkpoint", setup["ckpt"], "--out", str(tmp_path / "out"), *SUPERPIXEL,
+            "--mode", "testC"]
+    with pytest.raises(InputError, match=r"hold ids not mapped by .*testC/match\.json or above K=3 .*: ids [123]"):
+        test_refine.main(argv + ["--match", str(partial)])
+    full = validated / "validation" / "match.json"
+    assert sorted(json.load(open(full))) == [str(i) for i in range(K + 1)]  # square: every id 0..K
+    assert test_refine.main(argv + ["--match", str(full), "--zip", str(tmp_path / "c.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "c.zip") as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".png")]) == len(ImageNetSSplit(str(data), "testC"))

@@ -2,13 +2,16 @@
 
 Images are HxWx3 uint8 RGB arrays. `random_resized_crop` also returns the crop rectangle in the
 source image (left, top, width, height) and `random_flip` the flip flag; PASS's pixel-to-pixel
-loss needs both to find where two crops overlap.
+loss needs both to find where two crops overlap. Resizes are PIL bilinear (anti-aliased), as PASS's
+torchvision transforms (uss.data.imageops).
 """
 import math
 from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from uss.data import imageops
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.228, 0.224, 0.225], dtype=np.float32)
@@ -40,8 +43,7 @@ def random_resized_crop(image: np.ndarray, size: int, scale: Tuple[float, float]
                         ratio: Tuple[float, float] = (3 / 4, 4 / 3)) -> Tuple[np.ndarray, Tuple[int, int, int, int]]:
     """A random crop resized to size x size, and its rectangle (left, top, w, h) in `image`."""
     left, top, w, h = crop_rectangle(image.shape[0], image.shape[1], scale, ratio, rng)
-    crop = image[top:top + h, left:left + w]
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR), (left, top, w, h)
+    return imageops.resize_bilinear(image[top:top + h, left:left + w], size, size), (left, top, w, h)
 
 
 def random_flip(image: np.ndarray, rng: np.random.Generator, p: float = 0.5) -> Tuple[np.ndarray, bool]:
@@ -95,16 +97,14 @@ def normalize(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def resize_short_side(image: np.ndarray, short: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Resize so the shorter side is `short` pixels, keeping the aspect ratio."""
-    height, width = image.shape[:2]
-    factor = short / min(height, width)
-    size = (max(1, int(round(width * factor))), max(1, int(round(height * factor))))
-    return cv2.resize(image, size, interpolation=interpolation)
+def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
+    """Resize so the shorter side is `short` pixels (PIL bilinear, torchvision's sizes; see uss.data.imageops)."""
+    return imageops.resize_short_side(image, short)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """The central size x size window (the image must be at least that large)."""
+    """The central size x size window (the image must be at least that large); offsets as torchvision's
+    CenterCrop, int(round((side - size) / 2))."""
     height, width = image.shape[:2]
-    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    top, left = max(0, int(round((height - size) / 2.0))), max(0, int(round((width - size) / 2.0)))
     return image[top:top + size, left:left + size]

@@ -17,9 +17,9 @@ import os
 from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
-from PIL import Image
 
 from uss.data import augment, layout
+from uss.data.imageops import resize_bilinear  # noqa: F401  (PIL bilinear, as PASS; re-exported)
 from uss.data.dataset import PLACEHOLDER
 from uss.data.image_io import ImageFileError, load_rgb
 from uss.data.label_png import IGNORE, LabelFileError, read_label_png
@@ -89,13 +89,6 @@ def resize_nearest(label: np.ndarray, height: int, width: int) -> np.ndarray:
     ys = np.minimum(((np.arange(height) + 0.5) * (in_h / height)).astype(np.int64), in_h - 1)
     xs = np.minimum(((np.arange(width) + 0.5) * (in_w / width)).astype(np.int64), in_w - 1)
     return np.ascontiguousarray(label[ys[:, None], xs[None, :]])
-
-
-def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """HxWx3 uint8 -> height x width x 3 with PIL's bilinear filter (antialiased when shrinking, as PASS)."""
-    if image.shape[:2] == (height, width):
-        return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
 
 
 def paired_crop_flip(image: np.ndarray, label: np.ndarray, size: int, scale: Tuple[float, float],

@@ -1,7 +1,7 @@
 """Toy ImageNet-S: a small synthetic dataset in the exact ImageNet-S layout, for demos and tests.
 
-``python -m uss.data.toy --out data/toy`` writes, in a few seconds on a CPU, 10 classes of 96x96 RGB
-JPEGs (40 train, 8 validation and 8 test images per class by default) with ImageNet-S label PNGs for
+``python -m uss.data.toy --out data/toy`` writes, in a few seconds on a CPU, 10 classes of 64x64 RGB
+JPEGs (100 train, 8 validation and 8 test images per class by default) with ImageNet-S label PNGs for
 validation and test (id = R + 256 * G; 0 background, 1..K classes, 1000 ignore on a 2-px band along
 every object border), plus ``categories.txt``, ``names/<split>.txt`` and ``toy.json`` (the parameters
 and a summary, written last). Class folders are fake ImageNet-style wnids (``n00000001`` ...), train
@@ -49,7 +49,7 @@ SPLIT_CODES = {"train": 1, "validation": 2, "test": 3}
 JPEG_QUALITY = 95
 MIN_AREA, MAX_AREA = 0.05, 0.60  # object area as a fraction of the image
 TWO_OBJECT_RATE = 0.25
-DEFAULT_SIZE, DEFAULT_TRAIN_PER_CLASS = 96, 40
+DEFAULT_SIZE, DEFAULT_TRAIN_PER_CLASS = 64, 100  # the demo dataset (README: "The demo dataset")
 
 SHAPES = ("disc", "square", "triangle", "star", "cross", "ring", "hexagon", "crescent", "heart", "arrow")
 TEXTURES = ("stripes", "dots", "checkerboard", "solid", "waves", "speckle", "rings", "grid", "blobs", "spokes")

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from uss.data.label_png import IGNORE, LabelFileError, label_png_size, read_label_png
 from uss.errors import InputError
-from uss.evaluation.matching import hungarian_match, load_match, save_match
+from uss.evaluation.matching import hungarian_match, load_match, save_match, unmapped_ids
 from uss.evaluation.metrics import BOUNDARY_RATIO, ImageStats, MetricAccumulator, image_stats
 
 ALLOWED_EXTRA = ("match.json", "method.txt")
@@ -150,6 +150,20 @@ def match_from_stats(stats: Sequence[ImageStats], num_classes: int) -> Dict[int,
     return hungarian_match([s.gt_presence() for s in stats], [s.pred_presence() for s in stats], num_classes)
 
 
+def check_prediction_ids(names: Sequence[str], id_sets: Sequence[Iterable[int]], match: Optional[Mapping[int, int]],
+                         num_classes: int, where: str, match_name: str = "the match") -> None:
+    """EvaluationInputError naming the ids and files when a prediction holds an id the official evaluator
+    cannot score: one `match` does not map, or one above K (see matching.unmapped_ids)."""
+    bad = [(name, unmapped_ids(ids, match, num_classes)) for name, ids in zip(names, id_sets)]
+    bad = [(name, ids) for name, ids in bad if ids]
+    if bad:
+        ids = sorted(set().union(*(set(i) for _, i in bad)))
+        rule = f"not mapped by {match_name} or above K={num_classes}" if match is not None else f"above K={num_classes}"
+        raise EvaluationInputError(
+            f"{len(bad)} predictions in {where} hold ids {rule}: ids {list_names([str(i) for i in ids])} in "
+            f"{list_names([name for name, _ in bad])}")
+
+
 def infer_num_classes(stats: Sequence[ImageStats]) -> int:
     """Largest GT class id (1000 excluded) over the dataset."""
     top = 0
@@ -168,10 +182,11 @@ def evaluate_folder(pred_dir: str, gt_dir: str, categories: Optional[Sequence[st
 
     categories: class names in id order (K = len); None -> K = largest GT id (1000 excluded).
     match: None (predictions already hold class ids), 'auto' (Hungarian on this folder), a dict
-    {predicted id: class} or a path to match.json. Unmatched ids count as background 0.
+    {predicted id: class} or a path to match.json ('auto' is square: every id 1..K mapped). A prediction
+    holding an id the match does not map, or an id above K, is refused (the official evaluator fails on it).
     names: optional relative label paths (or image names) restricting the evaluated set.
     save_match_to: write the match used (e.g. the 'auto' one) to this match.json.
-    Returns mIoU, IoUs, classes, Acc, FMeasure, mBIoU, BIoUs, S, MS, ML, L, num_classes, num_images,
+    Returns mIoU, IoUs, classes, Acc, FMeasure, mBIoU, BIoUs, S, MS, ML, L, BS, BMS, BML, BL, num_classes, num_images,
     images_per_s, seconds and match (the dict used, or None).
     """
     resolved = resolve_match(match)
@@ -186,6 +201,8 @@ def evaluate_folder(pred_dir: str, gt_dir: str, categories: Optional[Sequence[st
                                    f"(the number of categories): {list_names(too_big)}")
     if resolved == "auto":
         resolved = match_from_stats(stats, num_classes)
+    check_prediction_ids(selected, [s.pred_presence() for s in stats], resolved, num_classes, pred_dir,
+                         match if isinstance(match, str) and match != "auto" else "the match")
     if save_match_to and resolved is not None:
         save_match(save_match_to, resolved)
     accumulator = MetricAccumulator(num_classes)

@@ -1,13 +1,24 @@
 """Hungarian matching of predicted ids to ImageNet-S classes on image-level presence (official match.py).
 
 For every image the set of predicted ids and the set of GT classes present in its valid pixels are
-recorded (0 and 1000 excluded). With N images, cost[i][j] = 1 - (#images holding predicted id i and
-GT class j) / N, solved with scipy's linear_sum_assignment (rectangular allowed: there may be more or
-fewer predicted ids than the K classes). The match maps 0 -> 0; a predicted id left unassigned maps to
-0 (background), both in the returned dict and wherever a match is applied.
+recorded (0 and 1000 excluded). As in the official code the assignment is square: rows are the
+predicted ids 1..K, columns the classes 1..K, and cost[i][j] = 1 - (#images holding predicted id i and
+GT class j) / N, so every id 1..K gets a class (an id never predicted on this split too) and 0 -> 0.
+Predicted ids above K take no part (the official matching ignores them, and its evaluator then fails
+on them); `unmapped_ids` finds them so that the evaluator, the submission packer and test.py refuse them.
+
+Ties. The assignment is solved exactly on the integer co-occurrence counts (scipy's
+linear_sum_assignment maximising their sum; the official float32 costs order the same way), so its
+total equals the official Munkres optimum. Among equally good assignments two rules make the result
+definite: (1) the ids matched with zero co-occurrence (ids never predicted, or only alongside other
+classes) are paired with the classes left to them in increasing order, smallest id to smallest class;
+this is always optimal too, since none of those ids co-occurs with any of those classes (otherwise
+swapping two such pairs would raise the total). (2) Ties between assignments with positive
+co-occurrence are left to linear_sum_assignment, which is deterministic for a given matrix; the
+official Munkres code may pick another of the tied assignments there.
 """
 import json
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -20,30 +31,43 @@ class MatchFileError(ValueError):
     """A match.json that is missing or malformed; the message names the file."""
 
 
-def hungarian_match(gt_sets: Sequence[Iterable[int]], pred_sets: Sequence[Iterable[int]],
-                    num_classes: int) -> Dict[int, int]:
-    """Match predicted ids to classes 1..K maximising summed image co-occurrence; unmatched ids -> 0."""
+def cooccurrence(gt_sets: Sequence[Iterable[int]], pred_sets: Sequence[Iterable[int]], num_classes: int) -> np.ndarray:
+    """K x K int64 counts [predicted id - 1, class - 1] of images holding both (ids outside 1..K dropped)."""
     if len(gt_sets) != len(pred_sets):
         raise ValueError(f"{len(gt_sets)} GT sets but {len(pred_sets)} prediction sets")
-    gt_sets = [{int(c) for c in s if c not in (0, IGNORE)} for s in gt_sets]
-    pred_sets = [{int(p) for p in s if p not in (0, IGNORE)} for s in pred_sets]
-    pred_ids = sorted(set().union(*pred_sets)) if pred_sets else []
-    match: Dict[int, int] = {0: 0}
-    if not pred_ids or num_classes < 1:
-        match.update({p: 0 for p in pred_ids})
-        return match
-    row = {p: i for i, p in enumerate(pred_ids)}
-    co = np.zeros((len(pred_ids), num_classes), dtype=np.float64)
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
     for gts, preds in zip(gt_sets, pred_sets):
-        cols = [c - 1 for c in gts if 1 <= c <= num_classes]
-        if cols and preds:
-            co[np.ix_([row[p] for p in preds], cols)] += 1
-    cost = 1.0 - co / len(gt_sets)
-    rows, cols = linear_sum_assignment(cost)
-    match.update({p: 0 for p in pred_ids})
-    for r, c in zip(rows, cols):
-        match[pred_ids[r]] = int(c) + 1
+        cols = sorted({int(c) - 1 for c in gts if 1 <= int(c) <= num_classes})
+        rows = sorted({int(p) - 1 for p in preds if 1 <= int(p) <= num_classes})
+        if cols and rows:
+            counts[np.ix_(rows, cols)] += 1
+    return counts
+
+
+def hungarian_match(gt_sets: Sequence[Iterable[int]], pred_sets: Sequence[Iterable[int]],
+                    num_classes: int) -> Dict[int, int]:
+    """Square official match {0: 0, 1..K: class}, maximising summed image co-occurrence (ties: module docstring)."""
+    counts = cooccurrence(gt_sets, pred_sets, num_classes)
+    match: Dict[int, int] = {0: 0}
+    if num_classes < 1:
+        return match
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    empty = counts[rows, cols] == 0
+    cols = cols.copy()
+    cols[np.flatnonzero(empty)] = np.sort(cols[empty])  # rows come sorted: smallest free id -> smallest free class
+    match.update({int(r) + 1: int(c) + 1 for r, c in zip(rows, cols)})
     return match
+
+
+def unmapped_ids(ids: Iterable[int], match: Optional[Mapping[int, int]], num_classes: int) -> List[int]:
+    """Sorted predicted ids the official evaluator cannot score: not keys of `match` (or, without a match,
+    above K); with a match, ids above K too."""
+    out = set()
+    for v in ids:
+        v = int(v)
+        if v > num_classes or (match is not None and v not in match):
+            out.add(v)
+    return sorted(out)
 
 
 def apply_match(pred: np.ndarray, match: Mapping[int, int], num_classes: Optional[int] = None) -> np.ndarray:

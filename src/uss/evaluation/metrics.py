@@ -22,7 +22,11 @@ Conventions (all as in the official ``evaluation/`` scripts unless noted):
   the full label maps (the ignore region is a label of its own, so its neighbours are boundary),
   then ignored pixels are dropped. As in the official loader, prediction bands are computed on the
   raw predicted ids and then mapped through the match. Per class, intersection and union of the GT
-  and predicted bands are summed over the dataset; mBIoU is the mean over classes with a non-empty union.
+  and predicted bands are summed over the dataset; BIoU_c = inter / (union + 1e-10) and mBIoU is the
+  mean over all K + 1 classes (a class with an empty union contributes 0, as in mIoU).
+* Size-wise boundary IoU (BS / BMS / BML / BL): the same bands, counted over the pixels of each size
+  bucket as for S / MS / ML / L (the image's background pixels plus those of its classes in the
+  bucket); the mean is over classes with GT band pixels in the bucket (``None`` when there are none).
 
 All returned scores are fractions in [0, 1], not percent.
 """
@@ -40,6 +44,7 @@ EPS_F = 1e-20
 BETA2 = 0.3
 BOUNDARY_RATIO = 0.03
 SIZE_BUCKETS = ("S", "MS", "ML", "L")
+BOUNDARY_SIZE_BUCKETS = ("BS", "BMS", "BML", "BL")
 SIZE_LIMITS = (5, 25, 50)
 
 
@@ -172,8 +177,8 @@ class ImageStats:
 
     gt_ids / pred_ids: sorted ids present anywhere in the image (GT may include 1000).
     confusion[i, j]: pixels with GT gt_ids[i] and raw prediction pred_ids[j].
-    boundary[i, j]: pixels in GT band of gt_ids[i] (i = len(gt_ids): in no GT band) and predicted band
-    of pred_ids[j] (j = len(pred_ids): in no predicted band); GT==1000 pixels always sit in the 1000 row.
+    boundary[i, b, j]: pixels with GT gt_ids[i], inside (b = 1) or outside (b = 0) the GT band of their
+    label, and in the predicted band of pred_ids[j] (j = len(pred_ids): in no predicted band).
     """
 
     gt_ids: np.ndarray
@@ -233,19 +238,18 @@ def image_stats(gt: np.ndarray, pred: np.ndarray, ratio: float = BOUNDARY_RATIO)
 
     gt_band = boundary_map(gt, ratio).ravel()
     pred_band = boundary_map(pred, ratio).ravel()
-    gt_band |= g_flat == IGNORE
-    # Off-band pixels go to the extra row / column; arithmetic select is much faster than np.where here.
-    brow = ng + (gi - ng) * gt_band
+    # Off-band pixels go to the extra column; arithmetic select is much faster than np.where here.
+    brow = gi * 2 + gt_band
     bcol = npred + (pi - npred) * pred_band
     brow *= npred + 1
     brow += bcol
-    boundary = np.bincount(brow, minlength=(ng + 1) * (npred + 1)).reshape(ng + 1, npred + 1)
+    boundary = np.bincount(brow, minlength=ng * 2 * (npred + 1)).reshape(ng, 2, npred + 1)
 
     rows = np.flatnonzero(confusion.sum(1))
     cols = np.flatnonzero(confusion.sum(0))
     return ImageStats(gt_ids[rows].astype(np.int64), pred_ids[cols].astype(np.int64),
                       confusion[np.ix_(rows, cols)],
-                      boundary[np.ix_(np.append(rows, ng), np.append(cols, npred))])
+                      boundary[rows][:, :, np.append(cols, npred)])
 
 
 # ----------------------------------------------------------------------------- dataset accumulation
@@ -278,6 +282,9 @@ class MetricAccumulator:
         self.b_inter = np.zeros(n, dtype=np.int64)
         self.b_gt = np.zeros(n, dtype=np.int64)
         self.b_pred = np.zeros(n, dtype=np.int64)
+        self.size_b_inter = np.zeros((4, n), dtype=np.int64)
+        self.size_b_gt = np.zeros((4, n), dtype=np.int64)
+        self.size_b_pred = np.zeros((4, n), dtype=np.int64)
         self.f_sum = 0.0
         self.acc_sum = 0.0
         self.num_images = 0
@@ -309,6 +316,19 @@ class MetricAccumulator:
         for r, (cls, count) in enumerate(zip(rows, gt_area)):
             if cls > 0 and count > 0:
                 buckets.setdefault(size_bucket(size_percent(count, total)), []).append(r)
+        # Band counts of the valid rows, predicted bands mapped to classes (last column: in no predicted band):
+        # in_band[r, c] for pixels of GT rows[r] inside their GT band, any_band[r, c] for all of them.
+        boundary = stats.boundary[valid]
+        band_classes = np.append(classes, n)
+        inside = _merge_columns(boundary[:, 1], band_classes, n + 1)
+        band_gt = inside.sum(1)  # GT band pixels of each row, whatever the prediction
+        in_band = inside[:, :n]
+        any_band = in_band + _merge_columns(boundary[:, 0], band_classes, n + 1)[:, :n]
+        band_inter = in_band[np.arange(len(rows)), rows]
+        self.b_pred += any_band.sum(0)
+        self.b_gt[rows] += band_gt
+        self.b_inter[rows] += band_inter
+
         background = [r for r, cls in enumerate(rows) if cls == 0]
         for bucket, members in buckets.items():
             sel = np.array(background + members, dtype=np.intp)
@@ -316,19 +336,13 @@ class MetricAccumulator:
             self.size_gt[bucket, rows[sel]] += sub.sum(1)
             self.size_pred[bucket] += sub.sum(0)
             self.size_tp[bucket, rows[sel]] += sub[np.arange(len(sel)), rows[sel]]
-
-        b_rows = np.append(stats.gt_ids, -1)  # last row: in no GT band
-        keep = b_rows != IGNORE
-        band = _merge_columns(stats.boundary[keep], np.append(classes, n), n + 1)  # last column: no band
-        b_rows = b_rows[keep]
-        on_gt = b_rows >= 0
-        self.b_pred += band[:, :n].sum(0)
-        self.b_gt[b_rows[on_gt]] += band[on_gt].sum(1)
-        self.b_inter[b_rows[on_gt]] += band[np.flatnonzero(on_gt), b_rows[on_gt]]
+            self.size_b_gt[bucket, rows[sel]] += band_gt[sel]
+            self.size_b_pred[bucket] += any_band[sel].sum(0)
+            self.size_b_inter[bucket, rows[sel]] += band_inter[sel]
         self.num_images += 1
 
     def result(self) -> Dict[str, object]:
-        """Dataset metrics as fractions in [0, 1]: mIoU, IoUs, Acc, FMeasure, mBIoU, BIoUs, S/MS/ML/L."""
+        """Dataset metrics as fractions in [0, 1]: mIoU, IoUs, Acc, FMeasure, mBIoU, BIoUs, S/MS/ML/L, BS/BMS/BML/BL."""
         ious = iou_from_confusion(self.confusion)
         out: Dict[str, object] = {
             "mIoU": float(ious.mean()),
@@ -344,10 +358,17 @@ class MetricAccumulator:
                 out[name] = float(iou[present].mean())
             else:
                 out[name] = None
-        union = self.b_gt + self.b_pred - self.b_inter
-        biou = self.b_inter / np.maximum(union, 1)
-        out["BIoUs"] = [float(v) if u > 0 else None for v, u in zip(biou, union)]
-        out["mBIoU"] = float(biou[union > 0].mean()) if (union > 0).any() else 0.0
+        biou = self.b_inter / (self.b_gt + self.b_pred - self.b_inter + EPS_IOU)
+        out["BIoUs"] = [float(v) for v in biou]
+        out["mBIoU"] = float(biou.mean())
+        for index, name in enumerate(BOUNDARY_SIZE_BUCKETS):
+            present = self.size_b_gt[index] > 0
+            if present.any():
+                inter = self.size_b_inter[index]
+                iou = inter / (self.size_b_gt[index] + self.size_b_pred[index] - inter + EPS_IOU)
+                out[name] = float(iou[present].mean())
+            else:
+                out[name] = None
         return out
 
 

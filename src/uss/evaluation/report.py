@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 
 from uss.atomic import atomic_write_json
 
-SUMMARY_KEYS = ("mIoU", "Acc", "FMeasure", "mBIoU", "S", "MS", "ML", "L")
+SUMMARY_KEYS = ("mIoU", "Acc", "FMeasure", "mBIoU", "S", "MS", "ML", "L", "BS", "BMS", "BML", "BL")
 
 
 def _percent(value: Optional[float]) -> str:

@@ -1,9 +1,11 @@
 """Clustering: attention-pooled, L2-normalised embeddings of every training image, then k-means.
 
 Embeddings stream into <dump>/embeddings.npy (a memory-mapped float32 N x C file written by
-batches; MPI ranks fill disjoint rows), so memory stays bounded on 1.2 M images. k-means is
-scikit-learn's KMeans with several restarts; above --minibatch-above images it switches to
-MiniBatchKMeans fed from the memory map. Outputs: centroids.npy (K x C), cluster_labels.txt
+batches; MPI ranks fill disjoint rows), so memory stays bounded on 1.2 M images. k-means is faiss's,
+as PASS's cluster/kmeans.py runs it: full Lloyd iterations on every embedding (max_points_per_centroid
+10^7, so no subsampling), --restarts runs of --iterations (PASS: 30 x 20) keeping the lowest objective,
+seeded (PASS drew a random seed), read straight from the memory map; on a GPU build of faiss the
+distance search runs on the GPU. Outputs: centroids.npy (K x C), cluster_labels.txt
 (name and cluster id per image) and cluster.json (settings, and NMI / matched accuracy when the
 folder names are classes, as in ImageNet-S and the demo dataset).
 """
@@ -20,6 +22,7 @@ from uss import distributed
 from uss.atomic import atomic_open, atomic_write_json, atomic_write_text
 from uss.data import augment, layout
 from uss.data.dataset import BadFileGuard, ImageDataset
+from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD
 from uss.data.split import ImageNetSSplit
 from uss.training import runner
 
@@ -35,19 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--restarts", type=int, default=30, help="k-means restarts (PASS: 30)")
+    parser.add_argument("--restarts", type=int, default=30, help="k-means restarts, the best kept (PASS: 30)")
     parser.add_argument("--iterations", type=int, default=20, help="k-means iterations per restart (PASS: 20)")
-    parser.add_argument("--minibatch-above", type=int, default=200_000,
-                        help="use MiniBatchKMeans when there are more images than this")
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--skip-bad-files", action="store_true")
     return parser
 
 
 def eval_transform(resize: int, crop: int):
-    """Resize the short side, centre-crop, normalise (the clustering view)."""
+    """PASS cluster.py's view: Resize(resize) (PIL bilinear), CenterCrop(crop), normalise (std 0.229 there)."""
     def transform(image: np.ndarray) -> np.ndarray:
-        return augment.normalize(augment.center_crop(augment.resize_short_side(image, resize), crop))
+        view = augment.center_crop(augment.resize_short_side(image, resize), crop)
+        return augment.normalize(view, FINETUNE_MEAN, FINETUNE_STD)
     return transform
 
 
@@ -84,22 +86,48 @@ def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.N
     return np.load(path, mmap_mode="r")
 
 
-def kmeans(embeddings: np.ndarray, k: int, restarts: int, iterations: int, seed: int, minibatch_above: int):
-    """(centroids K x C, labels N) from scikit-learn k-means on the (memory-mapped) embeddings."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+_GPU_RESOURCES: list = []
 
-    if len(embeddings) <= minibatch_above:
-        model = KMeans(n_clusters=k, n_init=restarts, max_iter=iterations, random_state=seed)
-        labels = model.fit_predict(np.asarray(embeddings, dtype=np.float32))
-        return model.cluster_centers_.astype(np.float32), labels
-    model = MiniBatchKMeans(n_clusters=k, n_init=restarts, random_state=seed, batch_size=4096)
-    chunk = 65536
-    for _ in range(iterations):
-        for begin in range(0, len(embeddings), chunk):
-            model.partial_fit(np.asarray(embeddings[begin:begin + chunk], dtype=np.float32))
-    labels = np.concatenate([model.predict(np.asarray(embeddings[b:b + chunk], dtype=np.float32))
-                             for b in range(0, len(embeddings), chunk)])
-    return model.cluster_centers_.astype(np.float32), labels
+
+def faiss_index(dim: int):
+    """Exact L2 index: on GPU 0 when faiss is a GPU build and sees a GPU (as PASS), else on the CPU."""
+    import faiss
+
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        config = faiss.GpuIndexFlatConfig()
+        config.useFloat16 = False
+        config.device = 0
+        _GPU_RESOURCES.append(faiss.StandardGpuResources())  # must outlive the index
+        return faiss.GpuIndexFlatL2(_GPU_RESOURCES[-1], dim, config)
+    return faiss.IndexFlatL2(dim)
+
+
+def kmeans(embeddings: np.ndarray, k: int, restarts: int, iterations: int, seed: int, chunk: int = 65536):
+    """(centroids K x C float32, labels N int64, objective) of faiss k-means on the (memory-mapped) embeddings.
+
+    PASS's settings: restarts x iterations full Lloyd steps on all N points (no subsampling), the run with the
+    lowest sum of squared distances kept; deterministic for a given seed and thread count."""
+    import faiss
+
+    data = embeddings if embeddings.dtype == np.float32 and embeddings.flags["C_CONTIGUOUS"] else \
+        np.ascontiguousarray(embeddings, dtype=np.float32)
+    n, dim = data.shape
+    if n < k:
+        raise ValueError(f"k-means needs at least k={k} embeddings, got {n}")
+    clustering = faiss.Clustering(dim, k)
+    clustering.niter = iterations
+    clustering.nredo = restarts
+    clustering.seed = seed
+    clustering.max_points_per_centroid = 10_000_000
+    clustering.min_points_per_centroid = 1  # no warning below 39 points per centroid (small demo splits)
+    index = faiss_index(dim)
+    clustering.train(data, index)
+    centroids = faiss.vector_to_array(clustering.centroids).reshape(k, dim).astype(np.float32)
+    stats = clustering.iteration_stats
+    objective = float(stats.at(stats.size() - 1).obj) if stats.size() else float("nan")
+    labels = np.concatenate([index.search(np.ascontiguousarray(data[b:b + chunk]), 1)[1][:, 0]
+                             for b in range(0, n, chunk)]).astype(np.int64)
+    return centroids, labels, objective
 
 
 def clustering_scores(labels: np.ndarray, classes: np.ndarray, k: int) -> dict:
@@ -136,9 +164,10 @@ def run(args: argparse.Namespace) -> str:
     if not distributed.is_main_process():
         return centroids_path
     start = time.time()
-    centroids, labels = kmeans(embeddings, k, args.restarts, args.iterations, args.seed, args.minibatch_above)
+    centroids, labels, objective = kmeans(embeddings, k, args.restarts, args.iterations, args.seed)
     summary = {"k": k, "images": len(split), "dim": int(embeddings.shape[1]), "restarts": args.restarts,
-               "iterations": args.iterations, "kmeans_seconds": time.time() - start, "pretrained": args.pretrained}
+               "iterations": args.iterations, "seed": args.seed, "objective": objective, "kmeans": "faiss",
+               "kmeans_seconds": time.time() - start, "pretrained": args.pretrained}
     classes = np.array([layout.class_of(name, categories) or 0 for name in split.names]) - 1
     if (classes >= 0).all():
         summary.update(clustering_scores(labels, classes, k))

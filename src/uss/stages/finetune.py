@@ -31,7 +31,7 @@ from uss.models.resnet import add_backbone_arguments, backbone_options
 from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
 from uss.training import runner
 from uss.training.optim import add_optimisation_arguments, build_optimizer
-from uss.training.schedule import warmup_cosine
+from uss.training.schedule import build_schedule
 
 STAGE = "finetune"
 
@@ -144,8 +144,7 @@ def train(args: argparse.Namespace) -> str:
         raise InputError(f"{split.image_dir}: {len(split)} images is fewer than one batch of {args.batch_size}")
     if args.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, args.max_iters_per_epoch)
-    lr_schedule = warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch,
-                                args.warmup_epochs, args.start_warmup)
+    lr_schedule = build_schedule(args, iters_per_epoch)
     log.info(f"{args.arch} + {args.head} head, K={args.num_classes}, on {len(split)} images of {split.image_dir} "
              f"with labels {args.pseudo_labels} ({device}, {world} rank(s), batch {args.batch_size}, "
              f"{iters_per_epoch} it/epoch), epochs {start_epoch}->{args.epochs}")

@@ -6,9 +6,10 @@
 
 Per image (as PASS's inference.py): resize the short side to --short-side (PIL bilinear), normalise, forward,
 upsample the logits bilinearly to the image size, argmax, and write ``<out>/<wnid>/<name>.png`` (ImageNet-S
-label PNG, atomically). For an image of more than --max-pixels pixels the logits are upsampled to a size
-scaled down so that its area fits (the benchmark's 1000 x 1000 rule, PASS's --max_res) and the label map is
-then enlarged to the original size by nearest neighbour; predictions always have the image's size.
+label PNG, atomically). For an image of more than --max-pixels (10^6) pixels the logits are upsampled to
+PASS's size (1000, int(1000 * W / H)) (its inference.py --max_res 1000 rule: the height becomes 1000 whatever
+the aspect) and the label map is then enlarged to the original size by nearest neighbour (torch's
+mode="nearest"); predictions always have the image's size.
 
 Reruns skip outputs that decode and have the right size and redo missing, truncated or mis-sized ones.
 Undecodable input images are reported and skipped; they are listed at the end (exit status 1).
@@ -34,8 +35,9 @@ from tqdm import tqdm
 
 from uss.data import augment, layout
 from uss.data.image_io import ImageFileError, image_size, load_rgb
+from uss.data.imageops import resize_short_side
 from uss.data.label_png import is_complete_label_png, write_label_png
-from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD, resize_bilinear, resize_nearest
+from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError, run_cli
 from uss.evaluation.evaluator import evaluate_folder
@@ -92,19 +94,29 @@ def load_finetuned(checkpoint_path: str, arch: Optional[str] = None, head: Optio
 
 
 def inference_size(height: int, width: int, max_pixels: Optional[int] = MAX_PIXELS) -> Tuple[int, int]:
-    """(h, w) at which logits are upsampled: the image size, scaled down so h * w <= max_pixels if larger."""
+    """(h, w) at which logits are upsampled: the image size, or for an image of more than max_pixels pixels PASS's
+    inference.py size (max_res, int(max_res * W / H)) with max_res = sqrt(max_pixels) (1000 for 10^6)."""
     if not max_pixels or height * width <= max_pixels:
         return height, width
-    factor = math.sqrt(max_pixels / float(height * width))
-    return max(1, int(height * factor)), max(1, int(width * factor))
+    max_res = math.isqrt(int(max_pixels))
+    return max_res, max(1, int(max_res * width / height))
+
+
+def enlarge_nearest(label: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A working-size label map brought to height x width as PASS does (torch interpolate mode="nearest":
+    source index floor(i * in / out))."""
+    in_h, in_w = label.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return label
+    ys = (np.arange(height) * in_h) // height
+    xs = (np.arange(width) * in_w) // width
+    return np.ascontiguousarray(label[ys[:, None], xs[None, :]])
 
 
 def network_input(image: np.ndarray, short_side: int = 256) -> np.ndarray:
-    """HxWx3 uint8 -> float32 3 x h x w: short side resized to `short_side` (PIL bilinear), normalised."""
-    height, width = image.shape[:2]
-    factor = short_side / min(height, width)
-    size = (max(1, int(round(height * factor))), max(1, int(round(width * factor))))
-    return augment.normalize(resize_bilinear(image, *size), FINETUNE_MEAN, FINETUNE_STD)
+    """HxWx3 uint8 -> float32 3 x h x w: short side resized to `short_side` (PIL bilinear, torchvision's
+    Resize sizes: the long side truncated, as PASS's transforms.Resize(256)), normalised."""
+    return augment.normalize(resize_short_side(image, short_side), FINETUNE_MEAN, FINETUNE_STD)
 
 
 def bilinear_matrix(out_size: int, in_size: int) -> np.ndarray:
@@ -148,7 +160,7 @@ def predict_label(model: SegmentationModel, image_input: jt.Var, height: int, wi
         logits = model(image_input)
     work_h, work_w = inference_size(height, width, max_pixels)
     label = upsample_argmax(logits, work_h, work_w)
-    return resize_nearest(label, height, width)
+    return enlarge_nearest(label, height, width)
 
 
 def output_path(out_dir: str, name: str) -> str:
@@ -283,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="prediction folder (<out>/<wnid>/<name>.png)")
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                        help="larger images get logits upsampled at a size of this area (0 = always full size)")
+                        help="larger images get logits upsampled to PASS's (sqrt(this), int(sqrt(this) * W / H)) "
+                             "and enlarged by nearest neighbour (0 = always full size; default 10^6, PASS's 1000)")
     parser.add_argument("--match", default=None,
                         help="evaluate: 'auto' (Hungarian on this split, saves <out>/match.json) or a match.json")
     parser.add_argument("--result", default=None, help="result JSON (default with --match: <out>_result.json)")

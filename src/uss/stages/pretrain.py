@@ -23,7 +23,7 @@ from uss.models import build_model
 from uss.models.resnet import add_backbone_arguments, backbone_options
 from uss.training import runner
 from uss.training.optim import add_optimisation_arguments, build_optimizer
-from uss.training.schedule import warmup_cosine
+from uss.training.schedule import build_schedule
 
 
 def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + pixel-to-pixel).") -> argparse.ArgumentParser:
@@ -117,8 +117,7 @@ def fit_swav(stage: str, args: argparse.Namespace, model, parameters, compute_lo
     jt.sync(model.parameters())
     distributed.broadcast_parameters(model)
     optimizer = build_optimizer(parameters, args)
-    lr_schedule = warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch,
-                                args.warmup_epochs, args.start_warmup)
+    lr_schedule = build_schedule(args, iters_per_epoch)
 
     start_epoch, _ = runner.resume(args.dump_path, model, optimizer)
     if start_epoch >= args.epochs:

@@ -27,6 +27,7 @@ from uss.atomic import atomic_write_json, remove_stale_temp_files
 from uss.data import augment, layout
 from uss.data.image_io import ImageFileError
 from uss.data.label_png import is_complete_label_png, write_label_png
+from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 from uss.evaluation.evaluator import match_from_stats
@@ -105,7 +106,9 @@ class PixelLabeler:
         x4-upsampled resolution of the image resized to the short side."""
         import jittor as jt
 
-        x = jt.array(augment.normalize(augment.resize_short_side(image, self.short_side))[None])
+        # PASS inference_pixel_attention.py: Resize(256) (PIL bilinear), torchvision normalisation (std 0.229).
+        view = augment.resize_short_side(image, self.short_side)
+        x = jt.array(augment.normalize(view, FINETUNE_MEAN, FINETUNE_STD)[None])
         with jt.no_grad():
             feats, attention = self.model.attention_map(x)
         return feats[0], attention[0, 0]

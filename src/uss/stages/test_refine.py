@@ -7,7 +7,7 @@ and evaluation, and the benchmark zip.
 
 Per image: the fine-tuned model's prediction exactly as PASS inference (uss.stages.inference: short side
 --short-side, logits upsampled bilinearly to the image size, argmax; an image of more than --max-pixels pixels
-is processed at a reduced size whose area fits, the benchmark's 1000 x 1000 rule, and its label map enlarged
+is processed at PASS's reduced size (1000, int(1000 * W / H)), its inference.py rule, and its label map enlarged
 by nearest neighbour at the end). The region proposer (SAM's automatic masks, or superpixels) runs on the image
 at that same working size (an image with a side under 32 px is enlarged for it by an integer factor). Its
 masks are painted largest first, so smaller masks overwrite larger ones; each mask gets the majority vote of
@@ -61,15 +61,14 @@ from uss.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_f
 from uss.data import layout
 from uss.data.image_io import ImageFileError, load_rgb, load_rgb_best_effort
 from uss.data.label_png import write_label_png
-from uss.data.pseudo_labels import resize_bilinear, resize_nearest
+from uss.data.imageops import resize_bilinear
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 from uss.regions import RegionProposer, sort_by_area
-from uss.stages.inference import (MAX_PIXELS, evaluate_predictions, inference_size, network_input, output_path,
-                                  pending_outputs, upsample_argmax)
+from uss.stages.inference import (MAX_PIXELS, enlarge_nearest, evaluate_predictions, inference_size, network_input,
+                                  output_path, pending_outputs, upsample_argmax)
 from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
 
-MODES = ("validation", "test", "testA", "testB")
 DEFAULT_DATA = "data/ImageNetS50"
 DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.safetensors"
 DEFAULT_SAM = "weights/sam_vit_b_01ec64.pth"
@@ -223,7 +222,7 @@ class RefinedSegmenter:
         used = None
         if not refined.any():
             refined, used = self.fallback(work_image, logits, masks)
-        return resize_nearest(refined, height, width), used
+        return enlarge_nearest(refined, height, width), used
 
 
 # ------------------------------------------------------------------------------------------- the split
@@ -306,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python test.py", description="Fine-tuned model + region-mask refinement -> label PNGs, match.json, "
         "evaluation and the benchmark zip (method: see src/uss/stages/test_refine.py).")
-    parser.add_argument("--mode", default="validation", choices=MODES, help="split to segment (default: validation)")
+    parser.add_argument("--mode", default="validation",
+                        help="split folder to segment: validation, test, testA, testB or any other folder of --data "
+                             "(default: validation)")
     parser.add_argument("--data", default=DEFAULT_DATA, help=f"ImageNet-S style dataset folder (default: {DEFAULT_DATA})")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help="fine-tuned model: <finetune dump>/checkpoint.safetensors of main_pixel_finetuning.py "
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard", default=None, help="predict only part i of n (i/n); skips evaluation and zip")
     parser.add_argument("--short-side", type=int, default=256, help="network input short side (default: 256, as PASS)")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                        help="larger images are processed at a size of this area (0 = always full size; default: 1000000)")
+                        help="larger images are processed at PASS's (sqrt(this), int(sqrt(this) * W / H)) "
+                             "(0 = always full size; default: 1000000, PASS's --max_res 1000)")
     parser.add_argument("--zip", default=None, help="benchmark zip to write (default: <out>/<mode>.zip)")
     parser.add_argument("--method-text", default=None, help="method.txt text (default: describes this run)")
     parser.add_argument("--allow-failures", action="store_true",
@@ -520,7 +522,8 @@ def finish(args: argparse.Namespace, split: ImageNetSSplit, pred_dir: str, match
     method = args.method_text or default_method_text(config, args)
     atomic_write_text(os.path.join(pred_dir, "method.txt"), method.rstrip("\n") + "\n")
     zip_path = args.zip or os.path.join(args.out, f"{args.mode}.zip")
-    packed = pack_submission(pred_dir, zip_path, os.path.join(pred_dir, "match.json"), method)
+    packed = pack_submission(pred_dir, zip_path, os.path.join(pred_dir, "match.json"), method,
+                             num_classes=int(config["num_classes"]))
     print(f"{TAG} submission: {pred_dir} (class folders, match.json, method.txt) -> {zip_path} "
           f"({packed['num_pngs']} PNGs in {packed['classes']} class folders)", flush=True)
     return 0

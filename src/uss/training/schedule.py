@@ -1,5 +1,9 @@
-"""Learning-rate schedules."""
+"""Learning-rate schedules, per iteration: PASS / SwAV's warm-up + cosine, and mmsegmentation's poly."""
+import argparse
+
 import numpy as np
+
+SCHEDULES = ("cosine", "poly")
 
 
 def warmup_cosine(base_lr: float, final_lr: float, epochs: int, iters_per_epoch: int,
@@ -10,3 +14,23 @@ def warmup_cosine(base_lr: float, final_lr: float, epochs: int, iters_per_epoch:
     t = np.arange(steps)
     cosine = final_lr + 0.5 * (base_lr - final_lr) * (1 + np.cos(np.pi * t / max(1, steps)))
     return np.concatenate([warmup, cosine])
+
+
+def warmup_poly(base_lr: float, final_lr: float, epochs: int, iters_per_epoch: int, power: float = 0.9,
+                warmup_epochs: int = 0, start_warmup: float = 0.0) -> np.ndarray:
+    """Per-iteration learning rates: linear warm-up, then mmsegmentation's PolyLrUpdaterHook (by_epoch=False):
+    lr = (base_lr - final_lr) * (1 - t / T) ** power + final_lr over the T iterations after the warm-up."""
+    warmup = np.linspace(start_warmup, base_lr, iters_per_epoch * warmup_epochs, endpoint=False)
+    steps = iters_per_epoch * (epochs - warmup_epochs)
+    t = np.arange(steps)
+    poly = (base_lr - final_lr) * (1 - t / max(1, steps)) ** power + final_lr
+    return np.concatenate([warmup, poly])
+
+
+def build_schedule(args: argparse.Namespace, iters_per_epoch: int) -> np.ndarray:
+    """The schedule args.schedule names (cosine when the stage has no --schedule) from the optimisation args."""
+    if getattr(args, "schedule", "cosine") == "poly":
+        return warmup_poly(args.base_lr, args.final_lr, args.epochs, iters_per_epoch, args.poly_power,
+                           args.warmup_epochs, args.start_warmup)
+    return warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch, args.warmup_epochs,
+                         args.start_warmup)
