@@ -22,9 +22,10 @@ else
   # wd 1e-6, 8 GPUs x BATCH=32 = global batch 256, workers 8); LARC trust 0.001, clip off, from
   # main:main_pixel_finetuning.py, which also gives crop 224 at scale 0.08-1 (RandomResizedCropSemantic(224)),
   # labels / 2 (interpolate scale_factor 0.5) and the seed (options.py default 31). Labels and inference at
-  # short side 256: main:inference_pixel_attention.py and main:inference.py (Resize(256)).
+  # short side 256: main:inference_pixel_attention.py and main:inference.py (Resize(256)). The 1x1 classifier is
+  # kaiming-initialised with every other conv, as PASS's main:src/resnet.py does.
   LABELS=(--short-side 256)
-  FINETUNE=(--arch resnet18 --head linear --epochs 20 --batch-size 256 --crop-size 224 --min-scale 0.08
+  FINETUNE=(--arch resnet18 --head linear --classifier-init kaiming --epochs 20 --batch-size 256 --crop-size 224 --min-scale 0.08
             --label-scale 0.5 --larc 0.001 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 8
             --seed 31)
   INFER=(--short-side 256)
