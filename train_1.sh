@@ -20,7 +20,7 @@ if [ "$PRESET" = demo ]; then
   COMMON=(--nmb-crops 2 4 --size-crops 64 32 --min-scale-crops 0.3 0.1 --max-scale-crops 1 0.3 --blur-sigma 0.7
           --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 20 --epsilon 0.05 --temperature 0.5
           --batch-size 32 --larc 0.001 --base-lr 0.6 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31)
-  R18=(--epochs 10 --warmup-epochs 1 --hidden-mlp 512)
+  R18=(--epochs 10 --warmup-epochs 1 --hidden-mlp 128)  # projection width: C5 has only 128 channels
 else
   # PASS's PyTorch recipe (LUSSeg/PASS main branch), every value from the file named; LARC trust 0.001, clip off,
   # from main:main_pretrain.py; --batch-size is the global batch: 8 GPUs x BATCH=32 = 256.

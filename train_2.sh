@@ -19,7 +19,7 @@ if [ "$PRESET" = demo ]; then
   ATTENTION=(--nmb-crops 2 --size-crops 64 --min-scale-crops 0.2 --max-scale-crops 1
              --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 0 --batch-size 32 --temperature 0.5
              --larc 0.001 --base-lr 6.0 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31)
-  R18=(--epochs 4 --hidden-mlp 512)
+  R18=(--epochs 4 --hidden-mlp 128)
   CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2)
   SWEEP=(--short-side 64 --thresholds auto)
 else
