@@ -19,7 +19,7 @@ if [ "$PRESET" = demo ]; then
   # channels: with the small stem C2 has stride 1, and 512 channels there would cost 250x the backbone.
   UPERNET_ARCH=r18
   PROPOSER=${PROPOSER:-superpixel}
-  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 6 --batch-size 16
+  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 4 --batch-size 16
             --crop-size 64 --min-scale 0.3 --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 2
             --seed 31)
   TEST=(--short-side 64)

@@ -14,7 +14,7 @@ case "$LABEL_KIND" in pixel) ROW=pass_baseline ;; mask) ROW=mask_labels ;;
 if [ "$PRESET" = demo ]; then
   # The demo backbone of train_1.sh; plain SGD with the N(0, 0.01) classifier (the default --classifier-init).
   LABELS=(--short-side 64)
-  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head linear --epochs 6 --batch-size 32 --crop-size 64
+  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head linear --epochs 4 --batch-size 32 --crop-size 64
             --min-scale 0.3 --label-scale 0.5 --base-lr 0.05 --final-lr 0.0005 --wd 1e-4 --workers 2 --seed 31)
   INFER=(--short-side 64)
 else
