@@ -1,8 +1,8 @@
 """Run the official LUSSeg/ImageNet-S evaluation code next to this project's evaluator on protocol cases.
 
     git clone https://github.com/LUSSeg/ImageNet-S /path/to/ImageNet-S        (or a bare mirror of it)
-    pip install --target /tmp/official_deps munkres==1.1.4                    (the official matching needs munkres)
-    .venv/bin/python benchmarks/official_eval_check.py --official /path/to/ImageNet-S --deps /tmp/official_deps
+    pip install --target build/official_deps munkres==1.1.4                    (the official matching needs munkres)
+    .venv/bin/python benchmarks/official_eval_check.py --official /path/to/ImageNet-S --deps build/official_deps
 
 The official code is copied into a temporary folder (never into this repository) and run on the CPU:
 `Tensor.cuda` is made a no-op, torchvision's ImageFolder (only its constructor is used) and prettytable

@@ -466,6 +466,12 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+def _check_oracle_dir(out: str, oracle_dir: str) -> None:
+    if _inside(oracle_dir, out) or _inside(out, oracle_dir):
+        raise ToyDatasetError(f"the oracle mask folder {oracle_dir} must lie outside the dataset {out} (and not "
+                              f"contain it): unsupervised stages must never be able to read it")
+
+
 def write_oracle_masks(out: str, oracle_dir: str, summary: Dict, *, progress: bool = True) -> int:
     """Write the true label PNG of every train image of the dataset at `out` to `oracle_dir`/<wnid>/<name>.png.
 
@@ -473,9 +479,7 @@ def write_oracle_masks(out: str, oracle_dir: str, summary: Dict, *, progress: bo
     it; only the demo's ceiling rows pass it on, as `--pseudo-labels`. The masks are re-rendered from the
     generator's own per-image seeds (the same pixels as the JPEGs); existing files are kept. Returns the
     number written."""
-    if _inside(oracle_dir, out) or _inside(out, oracle_dir):
-        raise ToyDatasetError(f"the oracle mask folder {oracle_dir} must lie outside the dataset {out} (and not "
-                              f"contain it): unsupervised stages must never be able to read it")
+    _check_oracle_dir(out, oracle_dir)
     written = 0
     todo = [item for item in _plan(summary) if item[0] == "train"
             and not os.path.isfile(os.path.join(oracle_dir, label_name(item[3])))]
@@ -492,15 +496,19 @@ def generate(out: str, seed: int = 0, classes: int = 10, size: int = DEFAULT_SIZ
              oracle_masks: Optional[str] = None, progress: bool = True) -> Dict:
     """Write the toy ImageNet-S dataset under `out` (reused when already complete) and return its summary;
     with `oracle_masks`, also the true train masks there (see `write_oracle_masks`)."""
-    summary = _generate(out, seed, classes, size, train_per_class, val_per_class, test_per_class, progress)
     if oracle_masks:
+        _check_oracle_dir(out, oracle_masks)
+    summary = _generate(out, seed, classes, size, train_per_class, val_per_class, test_per_class, progress,
+                        oracle_masks)
+    if oracle_masks:  # a reused dataset: only the masks still missing are rendered
         written = write_oracle_masks(out, oracle_masks, summary, progress=progress)
-        print(f"toy dataset: {written} new oracle train masks in {oracle_masks} (ceiling rows only; outside {out})")
+        print(f"toy dataset: true train masks in {oracle_masks} ({written} re-rendered; for the ceiling rows only, "
+              f"outside {out})")
     return summary
 
 
 def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int, val_per_class: int,
-              test_per_class: int, progress: bool) -> Dict:
+              test_per_class: int, progress: bool, oracle_dir: Optional[str] = None) -> Dict:
     params = _parameters(seed, classes, size, train_per_class, val_per_class, test_per_class)
     _check_parameters(params)
     params = {key: int(value) if isinstance(value, np.integer) else value for key, value in params.items()}
@@ -533,6 +541,8 @@ def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int
         atomic_write_bytes(os.path.join(image_dir(out, split), relative), _jpeg_bytes(pixels))
         if split in SEGMENTED_SPLITS:
             write_label_png(os.path.join(segmentation_dir(out, split), label_name(relative)), label)
+        elif oracle_dir:  # the true train mask, from the same render, outside the dataset
+            write_label_png(os.path.join(oracle_dir, label_name(relative)), label)
         names[split].append(relative)
         two_objects[split] += len(ids) > 1
     for split in SPLITS:

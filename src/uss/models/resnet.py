@@ -112,7 +112,7 @@ class ResNet(nn.Module):
             raise ValueError(f"unknown ResNet stem {stem!r}; choose from {sorted(STEMS)}")
         if not 0 < width <= 4 or round(64 * width) < 1:
             raise ValueError(f"ResNet width multiplier must lie in (0, 4], got {width}")
-        planes = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
+        planes = [int(round(c * width)) for c in (64, 128, 256, 512)]
         self.width = float(width)
         self.stem = stem
         self.inplanes = planes[0]

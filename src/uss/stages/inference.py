@@ -77,8 +77,9 @@ def load_finetuned(checkpoint_path: str, arch: Optional[str] = None, head: Optio
     if config["arch"] is None or config["num_classes"] is None:
         raise CheckpointError(f"{checkpoint_path}: no saved fine-tuning arguments (arch, num_classes): not a "
                               f"fine-tuning checkpoint? (pass --arch and --num-classes for a foreign one)")
-    config.update(backbone_options(saved))
-    model = build_segmentation_model(config["arch"], int(config["num_classes"]), config["head"], **backbone_options(saved),
+    backbone = backbone_options(saved)
+    config.update(backbone)
+    model = build_segmentation_model(config["arch"], int(config["num_classes"]), config["head"], **backbone,
                                      **head_options({**saved, "head": config["head"]}))
     try:
         weights = model_weights(state)

@@ -42,6 +42,7 @@ THRESHOLD_FILE = "threshold.json"
 # validation ground truth that already picks the threshold reveals at no extra cost.
 BELOW, ABOVE = "below", "above"
 SIDES = (BELOW, ABOVE)
+AUTO = "auto"  # --thresholds auto[:N]: quantiles of the attention instead of a fixed grid
 
 
 def load_threshold(path: str) -> float:
@@ -146,9 +147,6 @@ def is_background(attention: np.ndarray, threshold: float, side: str = BELOW) ->
 def apply_threshold(classes: np.ndarray, attention: np.ndarray, threshold: float, side: str = BELOW) -> np.ndarray:
     """Background (0) where the attention is below the threshold (or above it, side='above')."""
     return np.where(is_background(attention, threshold, side), 0, classes).astype(np.int32)
-
-
-AUTO = "auto"
 
 
 def oracle_foreground_labels(classes: np.ndarray, truth: np.ndarray) -> np.ndarray:
