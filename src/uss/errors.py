@@ -1,10 +1,26 @@
-"""Errors caused by the user's input; command-line entry points print them on one line and exit 2."""
+"""The project's error hierarchy; command-line entry points print an InputError on one line and exit 2.
+
+    InputError                bad or missing input (a file, a folder, an argument)
+      CheckpointError         a checkpoint that is unreadable, corrupted, unsafe or does not fit the model
+        UnsafeCheckpointError (uss.training.safe_load) a pickle naming a global outside the weights-only allow-list
+      DatasetNotFoundError, ImageFileError, LabelFileError, PseudoLabelError (uss.data), MatchFileError,
+      EvaluationInputError (uss.evaluation), SubmissionError, ToyDatasetError
+"""
 import sys
 from typing import Callable, List, Optional
 
 
 class InputError(Exception):
     """Bad or missing input (a file, a folder, an argument); the message names it and says what to do."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint that is unreadable, corrupted, unsafe or does not fit the model; the message names the file."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a multi-line one, e.g. a SAM key listing, joined by spaces)."""
+    return " ".join(str(error).split())
 
 
 def run_cli(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None) -> None:
@@ -16,7 +32,7 @@ def run_cli(main: Callable[[Optional[List[str]]], object], argv: Optional[List[s
     try:
         result = main(argv)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
     if isinstance(result, int):
         sys.exit(result)

@@ -21,8 +21,8 @@ import numpy as np
 
 from uss.atomic import atomic_open, atomic_write_bytes
 from uss.data.label_png import LabelFileError, read_label_png
-from uss.errors import InputError
-from uss.evaluation.matching import MatchFileError, load_match, unmapped_ids
+from uss.errors import InputError, one_line
+from uss.evaluation.matching import load_match, unmapped_ids
 
 MAX_LISTED = 10
 RESERVED = ("match.json", "method.txt")
@@ -174,8 +174,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 raise SubmissionError(f"{args.method_file}: cannot read method text ({reason})") from None
         summary = pack_submission(args.pred, args.out, args.match, text, result_dir=args.result_dir,
                                   num_classes=args.num_classes)
-    except (InputError, MatchFileError, LabelFileError) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+    except InputError as error:  # match and label file errors included
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     print(f"wrote {summary['zip']}: {summary['num_pngs']} PNGs in {summary['classes']} class folders, "
           "match.json, method.txt")

@@ -25,9 +25,10 @@ from scipy.optimize import linear_sum_assignment
 
 from uss.atomic import atomic_write_json
 from uss.data.label_png import IGNORE
+from uss.errors import InputError
 
 
-class MatchFileError(ValueError):
+class MatchFileError(InputError, ValueError):
     """A match.json that is missing or malformed; the message names the file."""
 
 

@@ -6,13 +6,10 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from uss.errors import CheckpointError
 from uss.training.checkpoint import load_checkpoint
 
 _MAX_LISTED = 20
-
-
-class CheckpointError(RuntimeError):
-    """Raised when a checkpoint cannot be read or does not match the model."""
 
 
 def _one_line(exc: BaseException) -> str:

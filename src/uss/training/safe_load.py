@@ -19,15 +19,11 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from uss.errors import InputError
+from uss.errors import CheckpointError
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _JITTOR_TRAILER = b"HCAJSLHD"  # jt.save: pickle + SHA-1 + this
 _USS_TRAILER = b"USS-CKPT-1"  # this project's checkpoints before the safetensors format: pickle + SHA-1 + this
-
-
-class CheckpointError(InputError):
-    """A checkpoint that is unreadable, corrupted, unsafe or does not fit the model; the message names the file."""
 
 
 class UnsafeCheckpointError(CheckpointError):
