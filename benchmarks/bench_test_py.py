@@ -30,12 +30,13 @@ from uss.models.segmentation import build_segmentation_model
 from uss.sam import build_sam
 from uss.stages.test_refine import main
 from uss.training import runner
+from uss.training.checkpoint import save_training_state
 
 config = json.loads(sys.argv[1])
 work = config["work"]
 runner.seed_everything(0)
 model = build_segmentation_model(config["arch"], len(layout.load_categories(config["data"])), config["head"])
-runner.save(os.path.join(work, "ft"), 1, model, None, argparse.Namespace(
+save_training_state(os.path.join(work, "ft"), 1, model, None, argparse.Namespace(
     arch=config["arch"], head=config["head"], num_classes=len(layout.load_categories(config["data"]))))
 del model
 argv = ["--data", config["data"], "--checkpoint", os.path.join(work, "ft", "checkpoint.safetensors"),

@@ -23,7 +23,7 @@ from uss.data.multicrop import MultiCropDataset  # noqa: E402
 from uss.data.split import ImageNetSSplit  # noqa: E402
 from uss.losses import swapped_prediction_loss, swav_codes  # noqa: E402
 from uss.models import build_model  # noqa: E402
-from uss.stages.pretrain import _set_trainable  # noqa: E402
+from uss.training.swav import set_trainable as _set_trainable  # noqa: E402
 from uss.training.optim import LARC  # noqa: E402
 
 

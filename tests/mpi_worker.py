@@ -23,7 +23,7 @@ from uss.data.multicrop import MultiCropDataset
 from uss.data.split import ImageNetSSplit
 from uss.losses import sinkhorn
 from uss.stages import pretrain
-from uss.training import runner
+from uss.training import loop
 
 BATCH = 8  # global batch; 4 per rank with two ranks
 N_PROTOTYPES = 10
@@ -85,7 +85,7 @@ def train(out: str, data: str, epochs: int, workers: int, tag: str) -> None:
         return {k: v.numpy() for k, v in model.state_dict().items()}
 
     broadcast = distributed.broadcast_parameters
-    save = runner.save
+    save = loop.save_training_state
 
     def broadcast_and_dump(module, root=0):
         broadcast(module, root)
@@ -96,7 +96,7 @@ def train(out: str, data: str, epochs: int, workers: int, tag: str) -> None:
         save(dump_dir, epoch, model, optimizer, args, **extra)
 
     distributed.broadcast_parameters = broadcast_and_dump
-    runner.save = dump_and_save
+    loop.save_training_state = dump_and_save
     try:
         pretrain.main([
             "--data", data, "--dump-path", os.path.join(out, f"dump_{'single' if tag == 'single' else 'mpi'}"),
@@ -109,7 +109,7 @@ def train(out: str, data: str, epochs: int, workers: int, tag: str) -> None:
         ])
     finally:
         distributed.broadcast_parameters = broadcast
-        runner.save = save
+        loop.save_training_state = save
 
 
 def main() -> None:

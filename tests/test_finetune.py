@@ -16,6 +16,7 @@ from uss.data.pseudo_labels import (PseudoLabelDataset, PseudoLabelError, check_
                                     resize_nearest, training_pair)
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate
+from uss.losses.segmentation import masked_cross_entropy, segmentation_loss
 from uss.models import build_model
 from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
 from uss.stages import finetune, inference
@@ -152,7 +153,7 @@ def test_resize_nearest_and_label_checks(workspace, tmp_path):
 def test_masked_cross_entropy_ignores_label_1000():
     values = np.array([[[[1.0, 2.0, 0.5]], [[3.0, 0.5, 0.5]], [[0.0, -1.0, 2.0]]]], np.float32)  # 1 x 3 x 1 x 3
     logits = jt.array(values)
-    loss, count = finetune.masked_cross_entropy(logits, jt.array(np.array([[[0, IGNORE, 2]]], np.int32)))
+    loss, count = masked_cross_entropy(logits, jt.array(np.array([[[0, IGNORE, 2]]], np.int32)))
 
     def nll(column, target):
         x = values[0, :, 0, column].astype(np.float64)
@@ -166,9 +167,9 @@ def test_masked_cross_entropy_ignores_label_1000():
     # whatever the logits of the ignored pixel, the loss is the same
     changed = values.copy()
     changed[0, :, 0, 1] = [50.0, -20.0, 7.0]
-    loss2, _ = finetune.masked_cross_entropy(jt.array(changed), jt.array(np.array([[[0, IGNORE, 2]]], np.int32)))
+    loss2, _ = masked_cross_entropy(jt.array(changed), jt.array(np.array([[[0, IGNORE, 2]]], np.int32)))
     assert loss2.item() == pytest.approx(loss.item(), rel=1e-6)
-    empty, none = finetune.masked_cross_entropy(logits, jt.array(np.full((1, 1, 3), IGNORE, np.int32)))
+    empty, none = masked_cross_entropy(logits, jt.array(np.full((1, 1, 3), IGNORE, np.int32)))
     assert none.item() == 0 and empty.item() == 0.0
 
 
@@ -209,7 +210,7 @@ def test_finetune_overfits_a_fixed_batch(workspace):
     optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-6)
     losses = []
     for _ in range(8):
-        loss, count, _ = finetune.segmentation_loss(model, images, labels)
+        loss, count, _ = segmentation_loss(model, images, labels)
         optimizer.step(loss)
         losses.append(loss.item())
     assert count.item() > 0
@@ -302,7 +303,7 @@ def test_classifier_init_sets_the_first_loss():
         jt.set_global_seed(0)
         model = build_segmentation_model("resnet18", K, "linear", classifier_init=init)
         with jt.no_grad():
-            losses[init] = finetune.segmentation_loss(model, images, labels)[0].item()
+            losses[init] = segmentation_loss(model, images, labels)[0].item()
     assert abs(losses["normal"] - np.log(K + 1)) < 0.05, losses
     assert losses["kaiming"] > 2 * np.log(K + 1), losses
     head = build_segmentation_model("resnet18", K, "upernet", classifier_init="normal", channels=32).head

@@ -132,11 +132,11 @@ def pass_files(tmp_path_factory):
 def test_pass_pretrained_starts_pixel_attention_and_finetuning(pass_files):
     from uss.models import build_model
     from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
-    from uss.training import runner
+    from uss.training.checkpoint import load_pretrained
 
     path, state = pass_files["pass50_pretrained"]
     model = build_model("resnet18", "pixel_attention", n_prototypes=500, feat_dim=128, hidden_dim=512)
-    loaded = runner.load_pretrained(model, path, ("backbone.", "projection_head.", "prototypes."))
+    loaded = load_pretrained(model, path, ("backbone.", "projection_head.", "prototypes."))
     assert loaded == len([k for k in model.state_dict() if not k.startswith("fbg.")])
     assert_loaded(model, state, strip("module."))
     seg = build_segmentation_model("resnet18", 50, "upernet")
@@ -146,7 +146,7 @@ def test_pass_pretrained_starts_pixel_attention_and_finetuning(pass_files):
 
 def test_pass_pixelatt_and_finetuning_releases_configure_themselves(pass_files):
     from uss.stages.inference import load_finetuned
-    from uss.stages.pixel_attention import load_pixel_attention_model
+    from uss.models.pass_model import load_pixel_attention_model
 
     path, state = pass_files["pass50_pixelatt"]
     model = load_pixel_attention_model(path)
@@ -202,7 +202,7 @@ def challenge_weights(tmp_path_factory):
 
 
 def test_challenge_pixel_attention_and_centroids_start_train_3(challenge_weights):
-    from uss.stages.pixel_attention import load_pixel_attention_model
+    from uss.models.pass_model import load_pixel_attention_model
     from uss.stages.pseudo_labels import load_centroids
 
     weights, states, _ = challenge_weights
@@ -254,11 +254,11 @@ def selfsup_files(tmp_path_factory):
 
 def test_swav_starts_pixel_attention(selfsup_files, capsys):
     from uss.models import build_model
-    from uss.training import runner
+    from uss.training.checkpoint import load_pretrained
 
     path, state = selfsup_files["swav"]
     model = build_model("resnet50", "pixel_attention", n_prototypes=3000, feat_dim=128, hidden_dim=2048)
-    runner.load_pretrained(model, path, ("backbone.", "projection_head.", "prototypes."))
+    load_pretrained(model, path, ("backbone.", "projection_head.", "prototypes."))
     assert "projection_head.4.running_mean" in capsys.readouterr().err  # SwAV has no final BN: starts fresh
     assert_loaded(model, state, strip("module."))
 
@@ -266,7 +266,7 @@ def test_swav_starts_pixel_attention(selfsup_files, capsys):
 def test_dino_and_swav_start_finetuning_and_dino_cannot_start_pixel_attention(selfsup_files):
     from uss.models import build_model
     from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
-    from uss.training import runner
+    from uss.training.checkpoint import load_pretrained
 
     seg = build_segmentation_model("resnet50", 50, "linear")
     for name in ("dino", "swav"):
@@ -275,4 +275,4 @@ def test_dino_and_swav_start_finetuning_and_dino_cannot_start_pixel_attention(se
         assert_loaded(seg, state, strip("module." if name == "swav" else ""))
     model = build_model("resnet50", "pixel_attention", n_prototypes=3000, feat_dim=128, hidden_dim=2048)
     with pytest.raises(CheckpointError, match=r"dino_resnet50_pretrain.pth: .*missing \['projection_head"):
-        runner.load_pretrained(model, selfsup_files["dino"][0], ("backbone.", "projection_head.", "prototypes."))
+        load_pretrained(model, selfsup_files["dino"][0], ("backbone.", "projection_head.", "prototypes."))

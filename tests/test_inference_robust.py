@@ -21,13 +21,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def setup(tmp_path_factory):
     from uss.models.segmentation import build_segmentation_model
     from uss.training import runner
+    from uss.training.checkpoint import save_training_state
 
     base = tmp_path_factory.mktemp("inference")
     data = str(base / "toy")
     make_toy(data, classes=3, size=64, train_per_class=1, val_per_class=6, test_per_class=1, progress=False)
     runner.seed_everything(0)
-    runner.save(str(base / "ft"), 1, build_segmentation_model("resnet18", 3), None,
-                argparse.Namespace(arch="resnet18", head="linear", num_classes=3))
+    save_training_state(str(base / "ft"), 1, build_segmentation_model("resnet18", 3), None,
+                        argparse.Namespace(arch="resnet18", head="linear", num_classes=3))
     return {"data": data, "ckpt": str(base / "ft" / "checkpoint.safetensors")}
 
 

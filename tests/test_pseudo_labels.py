@@ -17,6 +17,7 @@ def setup(tmp_path_factory):
     """A tiny demo dataset, a randomly initialised pixel-attention checkpoint and random centroids."""
     from uss.models import build_model
     from uss.training import runner
+    from uss.training.checkpoint import save_training_state
 
     root = tmp_path_factory.mktemp("pseudo")
     data = str(root / "toy")
@@ -24,7 +25,7 @@ def setup(tmp_path_factory):
     runner.seed_everything(0)
     model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
     args = argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32)
-    runner.save(str(root / "pa"), 1, model, None, args)
+    save_training_state(str(root / "pa"), 1, model, None, args)
     cluster = root / "cluster"
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(0).normal(size=(3, 512)).astype(np.float32))

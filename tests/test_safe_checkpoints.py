@@ -103,13 +103,13 @@ def test_every_crafted_file_is_refused_by_the_weight_loaders(crafted, tmp_path):
     """--pretrained of train_2 / train_4 and --checkpoint of test.py / inference, and resume."""
     from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
     from uss.stages.inference import load_finetuned
-    from uss.stages.pixel_attention import load_pixel_attention_model
-    from uss.training import runner
+    from uss.models.pass_model import load_pixel_attention_model
+    from uss.training import checkpoint
 
     files, marker = crafted
     model = build_segmentation_model("resnet18", 3)
     for loader in (lambda p: load_pretrained_backbone(model, p), load_finetuned, load_pixel_attention_model,
-                   lambda p: runner.load_pretrained(model, p)):
+                   lambda p: checkpoint.load_pretrained(model, p)):
         for kind in REFUSED:
             with pytest.raises(UnsafeCheckpointError, match=REFUSED[kind]):
                 loader(files[kind, "torch-zip"])
@@ -117,7 +117,7 @@ def test_every_crafted_file_is_refused_by_the_weight_loaders(crafted, tmp_path):
     dump.mkdir()
     (dump / "checkpoint.pth.tar").write_bytes(open(files["in-optimizer-state", "pickle"], "rb").read())
     with pytest.raises(UnsafeCheckpointError, match="checkpoint.pth.tar: refused"):
-        runner.resume(str(dump), model)
+        checkpoint.resume_training_state(str(dump), model)
     assert not os.path.exists(marker)
 
 
@@ -135,7 +135,7 @@ def test_entry_points_refuse_crafted_files(tmp_path):
     from uss.data.label_png import write_label_png
     from uss.data.toy import generate
     from uss.models.segmentation import build_segmentation_model
-    from uss.training import runner
+    from uss.training import checkpoint
 
     data = str(tmp_path / "toy")
     generate(data, classes=2, size=32, train_per_class=2, val_per_class=1, test_per_class=1, progress=False)
@@ -146,8 +146,8 @@ def test_entry_points_refuse_crafted_files(tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             write_label_png(str(target), np.ones((32, 32), np.int32))
     good = str(tmp_path / "ft")
-    runner.save(good, 1, build_segmentation_model("resnet18", 2), None,
-                argparse.Namespace(arch="resnet18", head="linear", num_classes=2))
+    checkpoint.save_training_state(good, 1, build_segmentation_model("resnet18", 2), None,
+                                   argparse.Namespace(arch="resnet18", head="linear", num_classes=2))
     evil, marker = _craft_zip(tmp_path, "finetuned")
     sam, sam_marker = _craft_zip(tmp_path, "sam_vit_b_01ec64")
     pre, pre_marker = _craft_zip(tmp_path, "pretrained")
@@ -227,7 +227,7 @@ def test_own_format_reads_without_jittor_or_this_package(tmp_path):
 def test_earlier_uss_checkpoints_load_weights_only(tmp_path):
     """A checkpoint.pth.tar of an earlier run (pickle + SHA-1 + USS-CKPT-1) still loads, and resume finds it."""
     from uss.models.segmentation import build_segmentation_model
-    from uss.training import runner
+    from uss.training import checkpoint
 
     model = build_segmentation_model("resnet18", 2)
     state = {"epoch": 4, "state_dict": {k: v.numpy() for k, v in model.state_dict().items()}, "args": {"x": 1}}
@@ -235,11 +235,11 @@ def test_earlier_uss_checkpoints_load_weights_only(tmp_path):
     dump = tmp_path / "dump"
     dump.mkdir()
     (dump / "checkpoint.pth.tar").write_bytes(payload + hashlib.sha1(payload).digest() + b"USS-CKPT-1")
-    epoch, loaded = runner.resume(str(dump), model)
+    epoch, loaded = checkpoint.resume_training_state(str(dump), model)
     assert epoch == 4 and loaded["args"] == {"x": 1}
     (dump / "checkpoint.pth.tar").write_bytes(payload[:-3] + b"abc" + hashlib.sha1(payload).digest() + b"USS-CKPT-1")
     with pytest.raises(CheckpointError, match="checksum mismatch"):
-        runner.resume(str(dump), model)
+        checkpoint.resume_training_state(str(dump), model)
 
 
 def test_torch_tensors_of_every_layout_read_exactly(tmp_path):

@@ -24,14 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def setup(tmp_path_factory):
     from uss.models import build_model
     from uss.training import runner
+    from uss.training.checkpoint import save_training_state
 
     root = tmp_path_factory.mktemp("refine")
     data = str(root / "toy")
     make_toy(data, classes=3, size=64, train_per_class=4, val_per_class=2, test_per_class=1, progress=False)
     runner.seed_everything(0)
     model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
-    runner.save(str(root / "pa"), 1, model, None,
-                argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
+    save_training_state(str(root / "pa"), 1, model, None,
+                        argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
     cluster = root / "cluster"
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(1).normal(size=(3, 512)).astype(np.float32))

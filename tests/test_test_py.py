@@ -42,13 +42,15 @@ def setup(tmp_path_factory):
     from uss.models.segmentation import build_segmentation_model
     from uss.sam import build_sam
     from uss.training import runner
+    from uss.training.checkpoint import save_training_state
 
     base = tmp_path_factory.mktemp("test_py")
     data = str(base / "toy")
     make_toy(data, classes=K, size=64, train_per_class=1, val_per_class=3, test_per_class=2, progress=False)
     runner.seed_everything(0)
     model = build_segmentation_model("resnet18", K, "linear")
-    runner.save(str(base / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="linear", num_classes=K))
+    save_training_state(str(base / "ft"), 1, model, None,
+                        argparse.Namespace(arch="resnet18", head="linear", num_classes=K))
     jt.set_global_seed(0)
     sam = str(base / "sam_vit_tiny.pth")
     jt.save(build_sam("vit_tiny").state_dict(), sam)
@@ -435,11 +437,12 @@ def test_missing_inputs_are_one_line_errors(setup, tmp_path):
 def test_upernet_checkpoint_runs_through_test_py(setup, tmp_path):
     from uss.models.segmentation import build_segmentation_model
     from uss.training import runner
+    from uss.training.checkpoint import save_training_state
 
     runner.seed_everything(0)
     model = build_segmentation_model("resnet18", K, "upernet")
-    runner.save(str(tmp_path / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="upernet",
-                                                                         num_classes=K))
+    save_training_state(str(tmp_path / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="upernet",
+                                                                                  num_classes=K))
     out = tmp_path / "out"
     argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.safetensors"), "--out", str(out),
             *SUPERPIXEL, "--shard", "0/9"]

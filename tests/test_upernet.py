@@ -5,6 +5,7 @@ import pytest
 
 import uss  # noqa: F401  (jittor environment first)
 from uss.models.decode_heads import HEADS, AdaptiveAvgPool2d, UPerNetHead, adaptive_pool_matrix, build_head
+from uss.losses.segmentation import segmentation_loss
 from uss.models.segmentation import build_segmentation_model
 from uss.stages import finetune
 
@@ -98,7 +99,7 @@ def test_a_few_finetuning_steps_reduce_the_loss_on_a_fixed_batch():
     optimizer = jt.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-6)
     losses = []
     for _ in range(6):
-        loss, count, _ = finetune.segmentation_loss(model, jt.array(images), jt.array(labels))
+        loss, count, _ = segmentation_loss(model, jt.array(images), jt.array(labels))
         optimizer.step(loss)
         losses.append(loss.item())
     assert count.item() == 2 * 32 * 32 - 32

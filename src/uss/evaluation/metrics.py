@@ -84,6 +84,17 @@ def mean_iou(confusion: np.ndarray) -> float:
     return float(iou_from_confusion(confusion).mean())
 
 
+def confusion_scores(confusion: np.ndarray) -> Dict[str, float]:
+    """Training diagnostics of a [label, pred] confusion (fine-tuning's train crops), not the benchmark's scores:
+    pixel accuracy, mIoU over only the classes present in labels or predictions, and the background share."""
+    total = max(float(confusion.sum()), 1.0)
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    present = union > 0
+    return {"pixel_acc": float(tp.sum() / total), "miou": float((tp[present] / union[present]).mean()) if present.any()
+            else 0.0, "background_share": float(confusion[0].sum() / total)}
+
+
 def f_measure(gt: np.ndarray, pred: np.ndarray, beta2: float = BETA2) -> float:
     """Foreground F-measure of one image (GT==1000 dropped); 0 when the GT has no foreground."""
     gt = np.asarray(gt).ravel()

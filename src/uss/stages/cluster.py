@@ -145,7 +145,7 @@ def clustering_scores(labels: np.ndarray, classes: np.ndarray, k: int) -> dict:
 
 def run(args: argparse.Namespace) -> str:
     """Embed, cluster and score; returns the centroids path. Skips what is complete."""
-    from uss.stages.pixel_attention import load_pixel_attention_model
+    from uss.models.pass_model import load_pixel_attention_model
 
     runner.setup_device()
     log = runner.StageLog("cluster", args.dump_path)

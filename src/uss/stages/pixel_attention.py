@@ -3,12 +3,17 @@ with the SwAV loss on attention-pooled embeddings. Same checkpoint/resume behavi
 import argparse
 from typing import List, Optional
 
-from uss.losses import swapped_prediction_loss, swav_codes
-from uss.models import build_model, foreign
+from uss.losses.objectives import attention_objective
+from uss.models import build_model
+from uss.models.pass_model import load_pixel_attention_model  # noqa: F401  (its old home; callers move to models)
 from uss.models.resnet import backbone_options
 from uss.stages.pretrain import build_parser as swav_parser
-from uss.stages.pretrain import fit_swav
 from uss.training import runner
+from uss.training.checkpoint import load_pretrained
+from uss.training.loop import fit
+from uss.training.swav import SwAVTask
+
+STAGE = "pixel attention"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,42 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def attention_losses(args, model, crops, grid_q, grid_k, local_batch, queue):
-    """SwAV swapped prediction on the attention-pooled embeddings of every crop."""
-    embedding, scores = model(list(crops))
-    codes = swav_codes(scores, embedding, model.prototypes.weight, local_batch, args.crops_for_assign, queue,
-                       args.epsilon, args.sinkhorn_iterations)
-    return swapped_prediction_loss(scores, codes, local_batch, args.crops_for_assign, args.temperature), {}
-
-
 def train(args: argparse.Namespace) -> str:
     """Run (or resume) pixel-attention training; returns the checkpoint path."""
     runner.seed_everything(args.seed)
     model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
                         hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
-    loaded = runner.load_pretrained(model, args.pretrained, ("backbone.", "projection_head.", "prototypes."))
-    runner.StageLog("pixel attention", args.dump_path).info(f"loaded {loaded} tensors from {args.pretrained}")
+    loaded = load_pretrained(model, args.pretrained, ("backbone.", "projection_head.", "prototypes."))
+    runner.StageLog(STAGE, args.dump_path).info(f"loaded {loaded} tensors from {args.pretrained}")
     model.freeze_pretrained()
-    return fit_swav("pixel attention", args, model, model.trainable_parameters(), attention_losses)
+    return fit(SwAVTask(STAGE, args, model, model.trainable_parameters(), attention_objective), args)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     train(build_parser().parse_args(argv))
-
-
-def load_pixel_attention_model(path: str):
-    """Rebuild the PixelAttentionModel a pixel-attention checkpoint was trained as, with its weights, in eval mode."""
-    state = runner.load_checkpoint(path)
-    saved = state.get("args", {}) if isinstance(state, dict) else {}
-    weights = foreign.tensors_of(state, path)
-    if "arch" not in saved:
-        # PASS's released *_pixelatt.pth.tar or the challenge entry's infer_pixel_attnetion_checkpoint.pth.tar:
-        # no saved arguments, PASS names; the tensors give the configuration.
-        weights = foreign.to_package_names(weights)
-        saved = foreign.pixel_attention_config(weights, path)
-        weights = foreign.keep_prefixes(weights, ("backbone.", "fbg.", "projection_head.", "prototypes."))
-    model = build_model(saved["arch"], "pixel_attention", n_prototypes=saved["nmb_prototypes"],
-                        feat_dim=saved["feat_dim"], hidden_dim=saved.get("hidden_mlp"), **backbone_options(saved))
-    runner.load_model_state(model, weights, path)
-    model.eval()
-    return model

@@ -1,1 +1,1 @@
-"""Shared pieces of the training stages: checkpoints, schedules, distributed helpers, logging."""
+"""The training stages' shared library: the training loop and its tasks, checkpoints, schedules, optimiser, logging."""

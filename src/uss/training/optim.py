@@ -68,3 +68,9 @@ def build_optimizer(parameters, args: argparse.Namespace) -> jt.optim.Optimizer:
         return LARC(parameters, lr=args.base_lr, momentum=args.momentum, weight_decay=args.wd,
                     trust_coefficient=args.larc)
     return jt.optim.SGD(parameters, lr=args.base_lr, momentum=args.momentum, weight_decay=args.wd)
+
+
+def set_lr(optimizer: jt.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate (the loop does so each iteration from the schedule)."""
+    for group in optimizer.param_groups:
+        group["lr"] = float(lr)
