@@ -3,16 +3,17 @@ with the SwAV loss on attention-pooled embeddings. Same checkpoint/resume behavi
 import argparse
 from typing import List, Optional
 
+from uss import options
 from uss.losses import swapped_prediction_loss, swav_codes
 from uss.models import build_model, foreign
 from uss.models.resnet import backbone_options
-from uss.stages.pretrain import build_parser as swav_parser
 from uss.stages.pretrain import fit_swav
 from uss.training import runner
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = swav_parser("PASS pixel attention on a pretrained backbone.")
+    parser = argparse.ArgumentParser(description="PASS pixel attention on a pretrained backbone.",
+                                     parents=[options.swav_training()])
     parser.add_argument("--pretrained", required=True, help="pretraining checkpoint (<pretrain dump>/checkpoint.safetensors, "
                         "or PASS's / SwAV's released .pth.tar)")
     # PASS S50 settings for this stage.
