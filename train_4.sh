@@ -59,7 +59,7 @@ launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$LABELS" \
 
 out=$RUNS/test_py$TAG
 stage "test.py on validation (Hungarian match) -> $out/validation"
-launch test.py --mode validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}"
+launch test.py --split validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}"
 stage "test.py on $TEST_SPLIT (validation match, submission) -> $out/$TEST_SPLIT, $RUNS/result$TAG.zip"
-launch test.py --mode "$TEST_SPLIT" --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
+launch test.py --split "$TEST_SPLIT" --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
     --zip "$RUNS/result$TAG.zip"

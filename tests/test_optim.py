@@ -4,7 +4,8 @@ import argparse
 import numpy as np
 import pytest
 
-from uss.training.optim import LARC, add_optimisation_arguments, build_optimizer  # imports uss first
+from uss.options import optimisation
+from uss.training.optim import LARC, build_optimizer  # imports uss first
 
 import jittor as jt
 
@@ -46,8 +47,7 @@ def test_larc_matches_apex_formula_over_three_steps():
 
 
 def test_build_optimizer_picks_larc_only_when_asked():
-    parser = argparse.ArgumentParser()
-    add_optimisation_arguments(parser, epochs=5)
+    parser = argparse.ArgumentParser(parents=[optimisation(epochs=5)])
     plain = parser.parse_args([])
     assert plain.epochs == 5 and plain.larc == 0.0
     param = jt.ones(2)
@@ -66,8 +66,7 @@ def test_poly_schedule_is_mmsegmentations_and_cosine_stays_the_default():
     assert lrs[5] == pytest.approx((0.01 - 1e-4) * 0.5 ** 0.9 + 1e-4, rel=1e-12)
     assert lrs[9] == pytest.approx((0.01 - 1e-4) * 0.1 ** 0.9 + 1e-4, rel=1e-12)
     assert (np.diff(lrs) < 0).all()
-    parser = argparse.ArgumentParser()
-    add_optimisation_arguments(parser, epochs=3)
+    parser = argparse.ArgumentParser(parents=[optimisation(epochs=3)])
     default = parser.parse_args([])
     assert default.schedule == "cosine" and default.poly_power == 0.9
     assert np.array_equal(build_schedule(default, 4), warmup_cosine(0.6, 0.0006, 3, 4))

@@ -31,7 +31,7 @@ import jittor as jt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 3
-SUPERPIXEL = ["--proposer", "superpixel", "--superpixel-scale", "50", "--short-side", "64", "--workers", "1",
+SUPERPIXEL = ["--proposer", "superpixel", "--superpixel-scale", "50", "--short-side", "64", "--threads", "1",
               "--quiet"]
 
 

@@ -4,6 +4,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
+from uss import options
 from uss.data import layout
 from uss.data.image_io import image_size
 from uss.data.label_png import write_label_png
@@ -21,9 +22,8 @@ def write_constant_predictions(split: ImageNetSSplit, out_dir: str, value: int =
 def main(argv=None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Write constant (e.g. all-background) predictions for a split.")
-    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    parser.add_argument("--split", default="validation")
+    parser = argparse.ArgumentParser(description="Write constant (e.g. all-background) predictions for a split.",
+                                     parents=[options.dataset("validation")])
     parser.add_argument("--out", required=True, help="prediction folder to write")
     parser.add_argument("--value", type=int, default=0, help="class id to fill with (0 = background)")
     args = parser.parse_args(argv)

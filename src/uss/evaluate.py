@@ -13,6 +13,7 @@ import os
 import sys
 from typing import List, Optional
 
+from uss import options
 from uss.data.label_png import LabelFileError
 from uss.data.layout import DatasetNotFoundError, load_categories, segmentation_dir
 from uss.errors import InputError
@@ -35,19 +36,18 @@ def read_categories(path: str) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="python -m uss.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m uss.evaluate", description=__doc__.split("\n")[0], parents=[
+        options.dataset("validation", required=False, help="ImageNet-S root (gives --gt and --categories)",
+                        split_help="split with --data (default: validation)"),
+        options.threads(default=None, default_text="up to 8"), options.quiet()])
     parser.add_argument("--pred", required=True, help="prediction folder: <wnid>/<name>.png, ids R + 256 * G")
     parser.add_argument("--gt", help="GT folder (default with --data: ROOT/<split>-segmentation)")
     parser.add_argument("--categories", help="class list file, one wnid a line (default with --data: the dataset's)")
-    parser.add_argument("--data", help="ImageNet-S root (gives --gt and --categories)")
-    parser.add_argument("--split", default="validation", help="split with --data (default: validation)")
     parser.add_argument("--match", default=None,
                         help="auto | none | path/to/match.json (default: <pred>/match.json if present, else none)")
     parser.add_argument("--save-match", help="write the match used (e.g. the auto one) to this match.json")
     parser.add_argument("--out", help="write the result (fractions in [0, 1]) to this JSON file")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: up to 8)")
     parser.add_argument("--no-per-class", action="store_true", help="print the summary only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
+from uss import options
 from uss.data import layout
 from uss.data.label_png import read_label_png
 from uss.data.split import ImageNetSSplit
@@ -68,9 +69,7 @@ def make_report(split: ImageNetSSplit, pred_dir: str, result_json: str, curves: 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Compose the demo report image.")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
+    parser = argparse.ArgumentParser(description="Compose the demo report image.", parents=[options.dataset("test")])
     parser.add_argument("--pred", required=True, help="prediction folder (raw ids)")
     parser.add_argument("--match", default=None, help="match.json mapping the prediction ids to classes")
     parser.add_argument("--result", required=True, help="evaluator result JSON of these predictions")

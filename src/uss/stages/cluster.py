@@ -18,7 +18,7 @@ from typing import List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from uss import distributed
+from uss import distributed, options
 from uss.atomic import atomic_open, atomic_write_json, atomic_write_text
 from uss.data import augment, layout
 from uss.data.dataset import BadFileGuard, ImageDataset
@@ -28,20 +28,18 @@ from uss.training import runner
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="k-means on attention-pooled embeddings of the training images.")
-    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    parser.add_argument("--split", default="train")
+    parents = [options.dataset(), options.dump_path("output folder (centroids.npy, cluster.json, ...)"), options.seed(),
+               options.loader(skip_help="give undecodable images zero embeddings and list them at the end instead "
+                                        "of stopping")]
+    parser = argparse.ArgumentParser(description="k-means on attention-pooled embeddings of the training images.",
+                                     parents=parents)
     parser.add_argument("--pretrained", required=True, help="pixel-attention checkpoint")
-    parser.add_argument("--dump-path", required=True, help="output folder (centroids.npy, cluster.json, ...)")
     parser.add_argument("--num-classes", type=int, default=0, help="k (default: number of dataset categories)")
     parser.add_argument("--resize", type=int, default=256, help="short side before the centre crop")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--restarts", type=int, default=30, help="k-means restarts, the best kept (PASS: 30)")
     parser.add_argument("--iterations", type=int, default=20, help="k-means iterations per restart (PASS: 20)")
-    parser.add_argument("--seed", type=int, default=31)
-    parser.add_argument("--skip-bad-files", action="store_true")
     return parser
 
 

@@ -12,21 +12,22 @@ equals an uninterrupted one.
 import argparse
 from typing import List, Optional
 
+from uss import options
 from uss.data import layout
 from uss.models.decode_heads import add_head_arguments, head_options
-from uss.models.resnet import add_backbone_arguments, backbone_options
+from uss.models.resnet import backbone_options
 from uss.models.segmentation import build_segmentation_model
 from uss.training import runner
 from uss.training.finetune import FinetuneTask
 from uss.training.loop import fit
-from uss.training.optim import add_optimisation_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="PASS pixel-level fine-tuning on pseudo labels.")
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    data.add_argument("--split", default="train")
+    parser = argparse.ArgumentParser(description="PASS pixel-level fine-tuning on pseudo labels.", parents=[
+        options.dataset(), options.loader(skip_help="train without undecodable images/labels and list them at the "
+                                                    "end instead of stopping"),
+        options.backbone("resnet18"), options.training(epochs=20)])
+    data = parser.add_argument_group("pseudo labels")
     data.add_argument("--pseudo-labels", required=True,
                       help="pseudo-label folder: <labels>/<wnid>/<name>.png (ids 0..K, 1000 = ignore)")
     data.add_argument("--crop-size", type=int, default=224)
@@ -34,21 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-scale", type=float, default=1.0)
     data.add_argument("--label-scale", type=float, default=0.5,
                       help="labels are the crop downsampled by this factor (PASS: 0.5; 0.25 for ImageNet-S919)")
-    data.add_argument("--workers", type=int, default=2, help="loader worker processes per rank")
-    data.add_argument("--skip-bad-files", action="store_true",
-                      help="train without undecodable images/labels and list them at the end instead of stopping")
-    model = parser.add_argument_group("model")
+    model = parser.add_argument_group("initialisation and decode head")
     model.add_argument("--pretrained", required=True,
                        help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.safetensors, as PASS; "
                        "or PASS's / SwAV's / DINO's released .pth)")
-    model.add_argument("--arch", default="resnet18", help="resnet18 | resnet34 | resnet50 | resnet101")
-    add_backbone_arguments(model)
     add_head_arguments(model)
     model.add_argument("--num-classes", type=int, default=None,
                        help="K, the number of pseudo classes (default: the dataset's categories)")
-    add_optimisation_arguments(parser, epochs=20)
-    parser.add_argument("--dump-path", required=True, help="folder for the checkpoint and logs")
-    parser.add_argument("--max-iters-per-epoch", type=int, default=0, help="debug: stop each epoch early (0 = full)")
     return parser
 
 

@@ -33,6 +33,7 @@ import jittor as jt
 import numpy as np
 from tqdm import tqdm
 
+from uss import options
 from uss.data import augment, layout
 from uss.data.image_io import ImageFileError, image_size, load_rgb
 from uss.data.imageops import resize_short_side
@@ -289,24 +290,17 @@ def evaluate_predictions(out_dir: str, data: str, split: str, match: str, result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m uss.stages.inference", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m uss.stages.inference", description=__doc__.split("\n")[0],
+                                     parents=[options.dataset("validation"), options.prediction(MAX_PIXELS)])
     parser.add_argument("--checkpoint", required=True, help="<finetune dump>/checkpoint.safetensors")
-    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    parser.add_argument("--split", default="validation")
     parser.add_argument("--out", required=True, help="prediction folder (<out>/<wnid>/<name>.png)")
-    parser.add_argument("--short-side", type=int, default=256)
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                        help="larger images get logits upsampled to PASS's (sqrt(this), int(sqrt(this) * W / H)) "
-                             "and enlarged by nearest neighbour (0 = always full size; default 10^6, PASS's 1000)")
     parser.add_argument("--match", default=None,
                         help="evaluate: 'auto' (Hungarian on this split, saves <out>/match.json) or a match.json")
     parser.add_argument("--result", default=None, help="result JSON (default with --match: <out>_result.json)")
-    parser.add_argument("--workers", type=int, default=2, help="image decoding threads")
     parser.add_argument("--redo", action="store_true", help="rewrite every prediction, good ones included")
     parser.add_argument("--arch", default=None, help="override the checkpoint's saved --arch")
     parser.add_argument("--head", default=None, choices=sorted(HEADS), help="override the saved --head")
     parser.add_argument("--num-classes", type=int, default=None, help="override the saved --num-classes")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 

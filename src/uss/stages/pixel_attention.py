@@ -3,11 +3,11 @@ with the SwAV loss on attention-pooled embeddings. Same checkpoint/resume behavi
 import argparse
 from typing import List, Optional
 
+from uss import options
 from uss.losses.objectives import attention_objective
 from uss.models import build_model
 from uss.models.pass_model import load_pixel_attention_model  # noqa: F401  (its old home; callers move to models)
 from uss.models.resnet import backbone_options
-from uss.stages.pretrain import build_parser as swav_parser
 from uss.training import runner
 from uss.training.checkpoint import load_pretrained
 from uss.training.loop import fit
@@ -17,7 +17,8 @@ STAGE = "pixel attention"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = swav_parser("PASS pixel attention on a pretrained backbone.")
+    parser = argparse.ArgumentParser(description="PASS pixel attention on a pretrained backbone.",
+                                     parents=[options.swav_training()])
     parser.add_argument("--pretrained", required=True, help="pretraining checkpoint (<pretrain dump>/checkpoint.safetensors, "
                         "or PASS's / SwAV's released .pth.tar)")
     # PASS S50 settings for this stage.

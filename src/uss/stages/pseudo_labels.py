@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from uss import distributed
+from uss import distributed, options
 from uss.atomic import atomic_write_json, remove_stale_temp_files
 from uss.data import augment, layout
 from uss.data.image_io import ImageFileError
@@ -278,25 +278,20 @@ def shard_of(split: ImageNetSSplit, shard: Optional[str]) -> ImageNetSSplit:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="PASS per-pixel pseudo labels: threshold sweep and generation.")
-    parser.add_argument("mode", choices=["sweep", "generate"])
-    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    parser.add_argument("--split", default=None, help="default: validation for sweep, train for generate")
-    parser.add_argument("--pretrained", required=True, help="pixel-attention checkpoint")
-    parser.add_argument("--cluster-dir", required=True, help="folder with centroids.npy (and threshold.json)")
-    parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="generate: background threshold (default: the sweep's <cluster-dir>/threshold.json)")
-    parser.add_argument("--background", default=None, choices=SIDES,
-                        help="generate: which side of the threshold is background (default: the sweep's choice, "
-                             "or 'below' as PASS with --threshold)")
-    parser.add_argument("--thresholds", default="0:0.9:0.025",
-                        help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
-    parser.add_argument("--short-side", type=int, default=256)
-    parser.add_argument("--out", default=None, help="generate: label folder; sweep: default <cluster-dir>")
-    parser.add_argument("--shard", default=None, help="generate: do only part i of n (i/n)")
-    parser.add_argument("--foreground", default="attention", choices=["attention", "oracle"],
-                        help="generate: background from the thresholded attention (the method) or, for a ceiling on "
-                             "a split with ground truth, from the true masks")
+
+    def shared() -> List[argparse.ArgumentParser]:
+        parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument("--foreground", default="attention", choices=["attention", "oracle"],
+                            help="generate: background from the thresholded attention (the method) or, for a ceiling "
+                                 "on a split with ground truth, from the true masks")
+        return [options.labelling(SIDES, "folder with centroids.npy (and threshold.json)", "background threshold",
+                                  "<cluster-dir>/threshold.json"), parent]
+
+    options.subcommands(parser, {
+        "sweep": ("choose the background threshold on a split with ground truth -> threshold.json",
+                  [*shared(), options.label_folder(False, "folder for threshold.json and the curve "
+                                                          "(default: <cluster-dir>)")]),
+        "generate": ("write one label PNG per image of a split", [*shared(), options.label_folder()])})
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional, Sequence
 import cv2
 import numpy as np
 
+from uss import options
 from uss.errors import InputError
 from uss.regions import RegionProposer, build_proposer, sort_by_area
 from uss.stages import pseudo_labels as pixel
@@ -78,26 +79,6 @@ class MaskLabeler:
         return self.prepare(image)(threshold, side)
 
 
-def add_proposer_arguments(parser: argparse.ArgumentParser) -> None:
-    """--proposer and the SAM / superpixel settings (shared with test.py)."""
-    group = parser.add_argument_group("region proposer")
-    group.add_argument("--proposer", choices=["sam", "superpixel"], required=True)
-    group.add_argument("--sam-checkpoint", default=None, help="official SAM weights, e.g. weights/sam_vit_b_01ec64.pth")
-    group.add_argument("--sam-model-type", default="vit_b", help="vit_b | vit_l | vit_h")
-    group.add_argument("--points-per-side", type=int, default=64)
-    group.add_argument("--points-per-batch", type=int, default=64)
-    group.add_argument("--pred-iou-thresh", type=float, default=0.86)
-    group.add_argument("--stability-score-thresh", type=float, default=0.92)
-    group.add_argument("--crop-n-layers", type=int, default=1)
-    group.add_argument("--crop-n-points-downscale-factor", type=int, default=2)
-    group.add_argument("--min-mask-region-area", type=int, default=100)
-    group.add_argument("--superpixel-method", default="felzenszwalb", choices=["felzenszwalb", "slic"])
-    group.add_argument("--superpixel-scale", type=float, default=100.0, help="felzenszwalb scale")
-    group.add_argument("--superpixel-sigma", type=float, default=0.8)
-    group.add_argument("--superpixel-min-size", type=int, default=50)
-    group.add_argument("--superpixel-segments", type=int, default=100, help="slic n_segments")
-
-
 def proposer_from_args(args: argparse.Namespace) -> RegionProposer:
     if args.proposer == "sam":
         options = dict(points_per_side=args.points_per_side, points_per_batch=args.points_per_batch,
@@ -113,26 +94,23 @@ def proposer_from_args(args: argparse.Namespace) -> RegionProposer:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Mask-based pseudo labels: threshold sweep and generation.")
-    parser.add_argument("mode", choices=["sweep", "generate"])
-    parser.add_argument("--data", required=True, help="ImageNet-S style dataset folder")
-    parser.add_argument("--split", default=None, help="default: validation for sweep, train for generate")
-    parser.add_argument("--pretrained", required=True, help="ResNet-18 pixel-attention checkpoint")
-    parser.add_argument("--cluster-dir", required=True, help="folder with centroids.npy and the per-pixel threshold.json")
-    parser.add_argument("--centroids", default=None, help="default: <cluster-dir>/centroids.npy")
-    parser.add_argument("--pixel-threshold", type=float, default=None,
-                        help="threshold for pixels no mask covers (default: <cluster-dir>/threshold.json)")
-    parser.add_argument("--pixel-background", default=None, choices=pixel.SIDES,
-                        help="its background side (default: the per-pixel sweep's, or 'below' with --pixel-threshold)")
-    parser.add_argument("--sweep-dir", required=True, help="where the mask sweep writes / generate reads threshold.json")
-    parser.add_argument("--threshold", type=float, default=None, help="generate: mask threshold (default: the sweep's)")
-    parser.add_argument("--background", default=None, choices=pixel.SIDES,
-                        help="generate: the mask threshold's background side (default: the sweep's, or 'below')")
-    parser.add_argument("--thresholds", default="0:0.9:0.025",
-                        help="sweep: 'low:high:step', a comma list, or auto[:N] (N quantiles of the attention)")
-    parser.add_argument("--short-side", type=int, default=256)
-    parser.add_argument("--out", default=None, help="generate: label folder")
-    parser.add_argument("--shard", default=None, help="generate: do only part i of n (i/n)")
-    add_proposer_arguments(parser)
+
+    def shared() -> List[argparse.ArgumentParser]:
+        parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument("--pixel-threshold", type=float, default=None,
+                            help="threshold for pixels no mask covers (default: <cluster-dir>/threshold.json)")
+        parent.add_argument("--pixel-background", default=None, choices=pixel.SIDES,
+                            help="its background side (default: the per-pixel sweep's, or 'below' with "
+                                 "--pixel-threshold)")
+        parent.add_argument("--sweep-dir", required=True,
+                            help="where the mask sweep writes / generate reads threshold.json")
+        return [options.labelling(pixel.SIDES, "folder with centroids.npy and the per-pixel threshold.json",
+                                  "mask threshold", "<sweep-dir>/threshold.json"), parent, options.regions()]
+
+    commands = options.subcommands(parser, {
+        "sweep": ("choose the mask threshold on a split with ground truth -> <sweep-dir>/threshold.json", shared()),
+        "generate": ("write one mask-based label PNG per image of a split", [*shared(), options.label_folder()])})
+    commands["sweep"].set_defaults(out=None)  # the sweep writes to --sweep-dir; args.out is None there, as before
     return parser
 
 

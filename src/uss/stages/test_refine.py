@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from uss import distributed
+from uss import distributed, options
 from uss.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from uss.data import layout
 from uss.data.image_io import ImageFileError, load_rgb, load_rgb_best_effort
@@ -67,7 +67,7 @@ from uss.errors import InputError
 from uss.regions import RegionProposer, sort_by_area
 from uss.stages.inference import (MAX_PIXELS, enlarge_nearest, evaluate_predictions, inference_size, network_input,
                                   output_path, pending_outputs, upsample_argmax)
-from uss.stages.sam_refine import add_proposer_arguments, proposer_from_args
+from uss.stages.sam_refine import proposer_from_args
 
 DEFAULT_DATA = "data/ImageNetS50"
 DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.safetensors"
@@ -301,44 +301,30 @@ def segment_split(segmenter: RefinedSegmenter, split: ImageNetSSplit, pred_dir: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """test.py's arguments (region-proposer options shared with sam_refine.py)."""
+    """test.py's arguments (data, prediction, shard and region-proposer options from uss.options)."""
     parser = argparse.ArgumentParser(
         prog="python test.py", description="Fine-tuned model + region-mask refinement -> label PNGs, match.json, "
-        "evaluation and the benchmark zip (method: see src/uss/stages/test_refine.py).")
-    parser.add_argument("--mode", default="validation",
-                        help="split folder to segment: validation, test, testA, testB or any other folder of --data "
-                             "(default: validation)")
-    parser.add_argument("--data", default=DEFAULT_DATA, help=f"ImageNet-S style dataset folder (default: {DEFAULT_DATA})")
+        "evaluation and the benchmark zip (method: see src/uss/stages/test_refine.py).", parents=[
+            options.dataset("validation", required=False, default=DEFAULT_DATA, mode_alias=True,
+                            split_help="split folder to segment: validation, test, testA, testB or any other folder "
+                                       "of --data (default: validation; --mode is the same option)"),
+            options.prediction(MAX_PIXELS), options.shard("predict only part i of n (i/n); skips evaluation and zip"),
+            options.regions(default="sam", sam_checkpoint=DEFAULT_SAM)])
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help="fine-tuned model: <finetune dump>/checkpoint.safetensors of main_pixel_finetuning.py "
                              f"(default: {DEFAULT_CHECKPOINT})")
     parser.add_argument("--out", default="result",
-                        help="output folder: <out>/<mode>/<wnid>/<name>.png and reports (default: result)")
+                        help="output folder: <out>/<split>/<wnid>/<name>.png and reports (default: result)")
     parser.add_argument("--match", default=None,
                         help="match.json to apply (default: 'auto' = Hungarian on validation; "
                              "<out>/validation/match.json for a test split)")
-    parser.add_argument("--shard", default=None, help="predict only part i of n (i/n); skips evaluation and zip")
-    parser.add_argument("--short-side", type=int, default=256, help="network input short side (default: 256, as PASS)")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
-                        help="larger images are processed at PASS's (sqrt(this), int(sqrt(this) * W / H)) "
-                             "(0 = always full size; default: 1000000, PASS's --max_res 1000)")
-    parser.add_argument("--zip", default=None, help="benchmark zip to write (default: <out>/<mode>.zip)")
+    parser.add_argument("--zip", default=None, help="benchmark zip to write (default: <out>/<split>.zip)")
     parser.add_argument("--method-text", default=None, help="method.txt text (default: describes this run)")
     parser.add_argument("--allow-failures", action="store_true",
                         help="evaluate and pack the images that succeeded even if some failed (exit status 0)")
-    parser.add_argument("--workers", type=int, default=2, help="image decoding threads (default: 2)")
     parser.add_argument("--decode-truncated", action="store_true",
                         help="decode truncated JPEGs as far as their data goes (a warning per file, listed in "
-                             "<out>/<mode>_truncated.txt) instead of reporting them as failed")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_proposer_arguments(parser)
-    for action in parser._actions:  # shared definition makes --proposer required; test.py defaults to SAM
-        if action.dest == "proposer":
-            action.required = False
-            action.help = "region proposer (default: sam)"
-        if action.dest == "sam_checkpoint":
-            action.help = f"official SAM weights (default: {DEFAULT_SAM})"
-    parser.set_defaults(proposer="sam", sam_checkpoint=DEFAULT_SAM)
+                             "<out>/<split>_truncated.txt) instead of reporting them as failed")
     return parser
 
 

@@ -10,7 +10,7 @@ image), so a resumed run equals an uninterrupted one.
 
 The arguments it reads are the training stages' common ones: --data, --split, --batch-size, --epochs,
 --workers, --skip-bad-files, --dump-path, --max-iters-per-epoch and the optimisation group
-(`uss.training.optim.add_optimisation_arguments`).
+(`uss.options.training`).
 """
 import argparse
 import os

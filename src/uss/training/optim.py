@@ -1,29 +1,7 @@
-"""Optimisation arguments shared by the training stages, and the optimiser they build: momentum SGD, or LARC."""
+"""The optimiser of the training stages (their arguments: uss.options.optimisation): momentum SGD, or LARC."""
 import argparse
 
 import jittor as jt
-
-
-def add_optimisation_arguments(parser: argparse.ArgumentParser, epochs: int) -> argparse._ArgumentGroup:
-    """Epochs, batch, cosine (or poly) schedule with warm-up, SGD momentum / weight decay, LARC, seed (PASS's defaults)."""
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=epochs)
-    optim.add_argument("--batch-size", type=int, default=256, help="global batch size (split across MPI ranks)")
-    optim.add_argument("--base-lr", type=float, default=0.6)
-    optim.add_argument("--final-lr", type=float, default=0.0006)
-    optim.add_argument("--schedule", default="cosine", choices=("cosine", "poly"),
-                       help="per-iteration lr from --base-lr to --final-lr after the warm-up: cosine (PASS, SwAV) "
-                            "or poly, (base - final) * (1 - t/T)^power + final (mmsegmentation)")
-    optim.add_argument("--poly-power", type=float, default=0.9, help="exponent of --schedule poly (mmsegmentation: 0.9)")
-    optim.add_argument("--warmup-epochs", type=int, default=0)
-    optim.add_argument("--start-warmup", type=float, default=0.0)
-    optim.add_argument("--wd", type=float, default=1e-6)
-    optim.add_argument("--momentum", type=float, default=0.9)
-    optim.add_argument("--larc", type=float, default=0.0,
-                       help="LARC trust coefficient (0 = plain momentum SGD, as PASS's Jittor scripts; SwAV and PASS's "
-                            "PyTorch code use 0.001): each parameter's step is scaled by larc * |w| / (|g| + wd |w|)")
-    optim.add_argument("--seed", type=int, default=31)
-    return optim
 
 
 class LARC(jt.optim.SGD):
