@@ -1,16 +1,17 @@
-"""Writes the fixed-compute-budget sweeps for benchmarks/swav_torch_ref.py (see swav_demo_sweeps.md, sweep 7/8).
+"""Writes the fixed-compute-budget sweeps for experiments/swav_torch_ref.py (see README.md, sweeps 7/8).
 
 Budget: 18 epochs of the 400 demo images at crops 2x96+4x48 (27648 crop pixels per image); a variant with other
 crops gets round(budget / its crop pixels) epochs.
 
-  python benchmarks/sweep7_gen.py > benchmarks/sweep7.jsonl                 # 16 variants x seeds 1-3 at 1x
-  python benchmarks/sweep7_gen.py --scale b18 > benchmarks/sweep8.jsonl     # one variant at 2x and 4x, seeds 1-3
+  python experiments/sweep7_gen.py > experiments/sweeps/sweep7.jsonl              # 16 variants x seeds 1-3 at 1x
+  python experiments/sweep7_gen.py --scale b18 > experiments/sweeps/sweep8.jsonl  # one variant at 2x, 4x; seeds 1-3
 """
 import argparse
 import json
 
-BASE = dict(larc=0.001, T=0.5, lr=0.6, final_lr=0.006, eps=0.05, K=50, batch=32, warmup_epochs=2, epochs=18,
-            sizes=[96, 48], nmb=[2, 4], min_scale=[0.3, 0.1], max_scale=[1.0, 0.3], workers=1)
+BASE = dict(larc=0.001, temperature=0.5, base_lr=0.6, final_lr=0.006, epsilon=0.05, nmb_prototypes=50, batch_size=32,
+            warmup_epochs=2, epochs=18, size_crops=[96, 48], nmb_crops=[2, 4], min_scale_crops=[0.3, 0.1],
+            max_scale_crops=[1.0, 0.3], workers=1)
 BUDGET_PX = 18 * (2 * 96 ** 2 + 4 * 48 ** 2)
 
 
@@ -20,29 +21,29 @@ def epochs_for(sizes, nmb, mult=1):
 
 VARIANTS = [
     ("b18", {}),
-    ("b18_eps0.1", dict(eps=0.1)),
-    ("b18_T0.3", dict(T=0.3)),
-    ("b18_T0.7", dict(T=0.7)),
-    ("b18_lr0.3", dict(lr=0.3, final_lr=0.003)),
-    ("b18_lr1.2", dict(lr=1.2, final_lr=0.012)),
-    ("b18_K10", dict(K=10)),
-    ("b18_K30", dict(K=30)),
-    ("b18_K100", dict(K=100)),
-    ("b18_bs16", dict(batch=16)),
-    ("b18_col0.5", dict(color=0.5)),
+    ("b18_eps0.1", dict(epsilon=0.1)),
+    ("b18_T0.3", dict(temperature=0.3)),
+    ("b18_T0.7", dict(temperature=0.7)),
+    ("b18_lr0.3", dict(base_lr=0.3, final_lr=0.003)),
+    ("b18_lr1.2", dict(base_lr=1.2, final_lr=0.012)),
+    ("b18_K10", dict(nmb_prototypes=10)),
+    ("b18_K30", dict(nmb_prototypes=30)),
+    ("b18_K100", dict(nmb_prototypes=100)),
+    ("b18_bs16", dict(batch_size=16)),
+    ("b18_col0.5", dict(color_strength=0.5)),
     ("b18_wu0", dict(warmup_epochs=0)),
     ("b18_wu5", dict(warmup_epochs=5)),
-    ("c80_e26", dict(sizes=[80, 40])),
-    ("c64_e40", dict(sizes=[64, 32])),
-    ("c96only_e27", dict(sizes=[96], nmb=[2], min_scale=[0.3], max_scale=[1.0])),
+    ("c80_e26", dict(size_crops=[80, 40])),
+    ("c64_e40", dict(size_crops=[64, 32])),
+    ("c96only_e27", dict(size_crops=[96], nmb_crops=[2], min_scale_crops=[0.3], max_scale_crops=[1.0])),
 ]
 
 
 def config(name, variant, seed, mult=1):
     c = dict(BASE)
     c.update(variant)
-    if "sizes" in variant or mult != 1:
-        c["epochs"] = epochs_for(c["sizes"], c["nmb"], mult)
+    if "size_crops" in variant or mult != 1:
+        c["epochs"] = epochs_for(c["size_crops"], c["nmb_crops"], mult)
     if mult != 1:
         name = f"{name}_x{mult}"
     c["seed"], c["name"] = seed, f"{name}_s{seed}"
