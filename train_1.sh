@@ -19,14 +19,19 @@ if [ "$PRESET" = demo ]; then
   BACKBONE=(--width 0.25 --stem small)
   COMMON=(--nmb-crops 2 4 --size-crops 64 32 --min-scale-crops 0.3 0.1 --max-scale-crops 1 0.3 --blur-sigma 0.7
           --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 20 --epsilon 0.05 --temperature 0.5
-          --batch-size 32 --larc 0.001 --base-lr 0.6 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31)
+          --batch-size 32 --larc 0.001 --base-lr 0.6 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31
+          --crops-for-assign 0 1 --sinkhorn-iterations 3 --feat-dim 128 --shallow 3 --weights 1 1 --grid-size 7
+          --color-strength 1.0 --momentum 0.9 --schedule cosine)
   R18=(--epochs 10 --warmup-epochs 1 --hidden-mlp 128)  # projection width: C5 has only 128 channels
 else
   # PASS's PyTorch recipe (LUSSeg/PASS main branch), every value from the file named; LARC trust 0.001, clip off,
   # from main:main_pretrain.py; --batch-size is the global batch: 8 GPUs x BATCH=32 = 256.
   COMMON=(--crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
           --epoch-queue-starts 15 --batch-size 256 --larc 0.001 --base-lr 0.6 --final-lr 0.0006 --warmup-epochs 0
-          --wd 1e-6 --workers 10 --seed 10010 --shallow 3 --weights 1 1)
+          --wd 1e-6 --workers 10 --seed 10010 --shallow 3 --weights 1 1 --momentum 0.9 --schedule cosine
+          --blur-sigma 2.0 --color-strength 1.0 --grid-size 7)
+  # Augmentation and the pixel-to-pixel grid: src/multicropdataset.py (PILRandomGaussianBlur radius_max 2,
+  # get_color_distortion s=1.0, MultiCropDatasetGrid grid_size 7).
   # ResNet-18, ImageNet-S50: main:scripts/luss50_pass.sh (the recipe of PASS's 29.2 / 29.3 mIoU).
   R18=(--nmb-crops 2 6 --size-crops 224 96 --min-scale-crops 0.14 0.05 --max-scale-crops 1 0.14
        --hidden-mlp 512 --nmb-prototypes 500 --queue-length 2048 --freeze-prototypes-niters 1001 --epochs 200)

@@ -18,9 +18,11 @@ if [ "$PRESET" = demo ]; then
   BACKBONE=(--width 0.25 --stem small)
   ATTENTION=(--nmb-crops 2 --size-crops 64 --min-scale-crops 0.2 --max-scale-crops 1
              --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 0 --batch-size 32 --temperature 0.5
-             --larc 0.001 --base-lr 6.0 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31)
+             --larc 0.001 --base-lr 6.0 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31
+             --crops-for-assign 0 1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128 --warmup-epochs 0
+             --blur-sigma 2.0 --color-strength 1.0 --momentum 0.9 --schedule cosine)
   R18=(--epochs 4 --hidden-mlp 128)
-  CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2)
+  CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2 --seed 31)
   SWEEP=(--short-side 64 --thresholds auto)
 else
   # PASS's PyTorch recipe (LUSSeg/PASS main branch): LARC trust 0.001, clip off, from main:main_pixel_attention.py;
@@ -28,12 +30,15 @@ else
   ATTENTION=(--nmb-crops 2 --size-crops 224 --min-scale-crops 0.08 --max-scale-crops 1
              --crops-for-assign 0 1 --temperature 0.1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128
              --queue-length 3840 --epoch-queue-starts 0 --freeze-prototypes-niters 0 --epochs 20
-             --batch-size 256 --larc 0.001 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 10 --seed 10010)
+             --batch-size 256 --larc 0.001 --final-lr 0.0006 --warmup-epochs 0 --wd 1e-6 --workers 10 --seed 10010
+             --momentum 0.9 --schedule cosine --blur-sigma 2.0 --color-strength 1.0)
+  # Augmentation: src/multicropdataset.py (PILRandomGaussianBlur radius_max 2, get_color_distortion s=1.0).
   # ResNet-18: main:scripts/luss50_pass.sh (lr 6.0); ResNet-50: main:scripts/luss300_pass.sh (lr 0.6, 3000 prototypes).
   R18=(--hidden-mlp 512 --nmb-prototypes 500 --base-lr 6.0)
   R50=(--hidden-mlp 2048 --nmb-prototypes 3000 --base-lr 0.6)
-  # main:cluster.py: Resize(256) + CenterCrop(224) embeddings, batch 256, faiss k-means nredo 30, niter 20.
-  CLUSTER=(--resize 256 --crop 224 --batch-size 256 --restarts 30 --iterations 20 --workers 10)
+  # main:cluster.py: Resize(256) + CenterCrop(224) embeddings, batch 256, faiss k-means nredo 30, niter 20; PASS
+  # drew a random k-means seed, this one is fixed (README, departures).
+  CLUSTER=(--resize 256 --crop 224 --batch-size 256 --restarts 30 --iterations 20 --workers 10 --seed 31)
   # main:inference_pixel_attention.py Resize(256); main:scripts/luss50_pass.sh sweeps evaluator.py --min 0 --max 80
   # (thresholds 0.00..0.80 in steps of 0.01).
   SWEEP=(--short-side 256 --thresholds 0:0.80:0.01)

@@ -14,21 +14,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 if [ "$PRESET" = demo ]; then
   PROPOSER=${PROPOSER:-superpixel}
   LABELS=(--short-side 64 --thresholds auto)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 20)
 else
   PROPOSER=${PROPOSER:-sam}
   # Labels at short side 256 (PASS main:inference_pixel_attention.py, Resize(256)); the mask threshold swept over
   # the range PASS sweeps its pixel threshold (main:scripts/luss50_pass.sh: evaluator.py --min 0 --max 80).
-  # The superpixel settings are this project's stand-in for SAM, no published recipe.
   LABELS=(--short-side 256 --thresholds 0:0.80:0.01)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 300 --superpixel-sigma 0.8 --superpixel-min-size 200)
 fi
 SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
 SAM_TYPE=${SAM_TYPE:-vit_b}
-# The challenge entry's SAM generator settings.
-SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" --points-per-side 64 --points-per-batch 64
-     --pred-iou-thresh 0.86 --stability-score-thresh 0.92 --crop-n-layers 1 --crop-n-points-downscale-factor 2
-     --min-mask-region-area 100)
+# Region settings, defined once in src/uss/regions/defaults.py (python -m uss.regions sam | superpixel demo|paper
+# prints them): SAM's generator as the challenge entry ran it; superpixels as this project's stand-in for SAM masks.
+# shellcheck disable=SC2207
+SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" $("$PY" -m uss.regions sam))
+# shellcheck disable=SC2207
+SUPERPIXEL=($("$PY" -m uss.regions superpixel "$PRESET"))
 # ----------------------------------------------------------------------------------------------
 
 if [ "$PROPOSER" = sam ]; then

@@ -21,9 +21,9 @@ if [ "$PRESET" = demo ]; then
   PROPOSER=${PROPOSER:-superpixel}
   FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 4 --batch-size 16
             --crop-size 64 --min-scale 0.3 --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 2
-            --seed 31)
-  TEST=(--short-side 64)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 100 --superpixel-sigma 0.8 --superpixel-min-size 20)
+            --seed 31 --pool-scales 1 2 3 6 --head-dropout 0.1 --classifier-init normal --max-scale 1.0 --larc 0 --momentum 0.9
+            --schedule cosine --warmup-epochs 0)
+  TEST=(--short-side 64 --max-pixels 1000000)
   TEST_SPLIT=test
 else
   PROPOSER=${PROPOSER:-sam}
@@ -34,17 +34,22 @@ else
   # main:main_pixel_finetuning.py) in place of ADE20K's 512 crops; no auxiliary FCN head (mmseg adds one, weight 0.4).
   FINETUNE=(--arch resnet50 --head upernet --epochs 20 --batch-size 16 --crop-size 224 --min-scale 0.08
             --label-scale 0.5 --schedule poly --poly-power 0.9 --base-lr 0.01 --final-lr 0.0001 --momentum 0.9
-            --wd 5e-4 --warmup-epochs 0 --workers 8 --seed 31)
-  # main:inference.py: Resize(256), logits upsampled bilinearly.
-  TEST=(--short-side 256)
-  SUPERPIXEL=(--superpixel-method felzenszwalb --superpixel-scale 300 --superpixel-sigma 0.8 --superpixel-min-size 200)
+            --wd 5e-4 --warmup-epochs 0 --workers 8 --seed 31 --max-scale 1.0
+            --head-channels 512 --pool-scales 1 2 3 6 --head-dropout 0.1 --classifier-init normal)
+  # The head: configs/_base_/models/upernet_r50.py (UPerHead channels 512, pool_scales (1, 2, 3, 6), dropout_ratio
+  # 0.1) and mmseg/models/decode_heads/decode_head.py (conv_seg initialised normal, std 0.01).
+  # main:inference.py: Resize(256), logits upsampled bilinearly; images over 1000x1000 pixels scaled down first.
+  TEST=(--short-side 256 --max-pixels 1000000)
   TEST_SPLIT=${TEST_SPLIT:-test}
 fi
 SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
 SAM_TYPE=${SAM_TYPE:-vit_b}
-SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" --points-per-side 64 --points-per-batch 64
-     --pred-iou-thresh 0.86 --stability-score-thresh 0.92 --crop-n-layers 1 --crop-n-points-downscale-factor 2
-     --min-mask-region-area 100)
+# Region settings, defined once in src/uss/regions/defaults.py (python -m uss.regions sam | superpixel demo|paper
+# prints them): SAM's generator as the challenge entry ran it; superpixels as this project's stand-in for SAM masks.
+# shellcheck disable=SC2207
+SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" $("$PY" -m uss.regions sam))
+# shellcheck disable=SC2207
+SUPERPIXEL=($("$PY" -m uss.regions superpixel "$PRESET"))
 # ----------------------------------------------------------------------------------------------
 
 if [ "$PROPOSER" = sam ]; then REGIONS=(--proposer sam "${SAM[@]}"); else REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}"); fi

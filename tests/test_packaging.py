@@ -1,4 +1,4 @@
-"""Project plumbing that users rely on: pins agree, and CI runs the README's test command."""
+"""Project plumbing that users rely on: pins agree, CI runs the README's test command, documented files exist."""
 import os
 import re
 
@@ -25,3 +25,16 @@ def test_ci_runs_the_readme_test_command(project_root):
     ci = read(project_root, ".ci/run")
     assert "bash run_tests.sh" in commands and "bash demo.sh" in commands
     assert "bash run_tests.sh" in ci.splitlines()
+
+
+def test_documented_benchmark_and_experiment_files_exist(project_root):
+    """Every benchmarks/ or experiments/ path the docs and scripts name is there (files moved between them stay found)."""
+    docs = ["README.md", "benchmarks/demo_regime.md", "experiments/README.md", "train_1.sh", "tests/test_stage_quality.py"]
+    named = set()
+    for name in docs:
+        named |= set(re.findall(r"\b((?:benchmarks|experiments)/[\w./-]*\w)", read(project_root, name)))
+    assert {"benchmarks/demo_regime.md", "experiments/README.md", "benchmarks/attention_quality.py"} <= named
+    missing = sorted(p for p in named if not os.path.exists(os.path.join(project_root, p)))
+    assert not missing, missing
+    strays = [f for f in os.listdir(os.path.join(project_root, "benchmarks")) if f.endswith(".jsonl") or "sweep" in f]
+    assert not strays, f"investigation files in benchmarks/: {strays}"

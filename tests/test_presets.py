@@ -113,7 +113,8 @@ def test_linear_head_is_pass_pytorch():
     pass_pytorch_optimisation(args)
     assert (args.arch, args.head, args.epochs, args.base_lr, args.final_lr) == ("resnet18", "linear", 20, 0.6, 0.0006)
     assert (args.crop_size, args.min_scale, args.label_scale) == (224, 0.08, 0.5)
-    assert arrays["LABELS"] == arrays["INFER"] == ["--short-side", "256"]
+    assert arrays["LABELS"] == ["--short-side", "256"]
+    assert arrays["INFER"] == ["--short-side", "256", "--max-pixels", "1000000"]  # main:inference.py: 1000 x 1000
 
 
 def test_upernet_is_mmsegmentations_80k_schedule_adapted():
@@ -125,6 +126,10 @@ def test_upernet_is_mmsegmentations_80k_schedule_adapted():
     arrays = paper_arrays("train_4.sh", "FINETUNE", "TEST")
     args = parse(build_parser(), REQUIRED + ["--pseudo-labels", "l", "--pretrained", "p"] + arrays["FINETUNE"])
     assert (args.arch, args.head) == ("resnet50", "upernet")
+    # configs/_base_/models/upernet_r50.py: UPerHead channels 512, pool_scales (1, 2, 3, 6), dropout_ratio 0.1
+    assert "configs/_base_/models/upernet_r50.py" in block
+    assert (args.head_channels, args.pool_scales, args.head_dropout, args.classifier_init) == \
+        (512, [1, 2, 3, 6], 0.1, "normal")
     # schedule_80k.py: SGD lr 0.01, momentum 0.9, weight decay 5e-4, PolyLR power 0.9, eta_min 1e-4, per iteration
     assert (args.larc, args.base_lr, args.momentum, args.wd) == (0.0, 0.01, 0.9, 5e-4)
     assert (args.schedule, args.poly_power, args.final_lr, args.warmup_epochs) == ("poly", 0.9, 1e-4, 0)

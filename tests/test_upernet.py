@@ -1,10 +1,12 @@
-"""UPerNet decode head: output stride 4 for every backbone's channels, mmsegmentation's parameter names,
-PyTorch-exact adaptive pooling (also for maps smaller than the pooled size), and trainability."""
+"""Decode heads: UPerNet's output stride 4 for every backbone's channels, mmsegmentation's parameter names,
+PyTorch-exact adaptive pooling (also for maps smaller than the pooled size), trainability; the base head's dropout,
+classifier and init; head options from the command line to the saved checkpoint."""
 import numpy as np
 import pytest
 
 import uss  # noqa: F401  (jittor environment first)
-from uss.models.decode_heads import HEADS, AdaptiveAvgPool2d, UPerNetHead, adaptive_pool_matrix, build_head
+from uss.models.decode_heads import (HEADS, AdaptiveAvgPool2d, LinearHead, PyramidPooling, UPerNetHead,
+                                     adaptive_pool_matrix, build_head, head_options)
 from uss.losses.segmentation import segmentation_loss
 from uss.models.segmentation import build_segmentation_model
 from uss.stages import finetune
@@ -71,8 +73,9 @@ def test_pyramid_pooling_sizes_and_pytorch_bins():
     head.eval()
     for size in ((7, 5), (2, 3), (1, 1)):  # also smaller than the largest pooled size
         c5 = jt.randn(2, 512, *size)
-        pooled = head.pyramid_pooling(c5)
+        pooled = head.psp_modules.pooled(c5)
         assert [tuple(p.shape) for p in pooled] == [(2, 16, s, s) for s in (1, 2, 3, 6)]
+        assert [tuple(p.shape) for p in head.psp_modules(c5)] == [(2, 16) + size] * 4  # upsampled back
         assert tuple(head.psp_forward(c5).shape) == (2, 16) + size
     # PyTorch's adaptive bins: start floor(i*in/out), end ceil((i+1)*in/out), overlapping when needed
     np.testing.assert_allclose(adaptive_pool_matrix(3, 5), [[.5, .5, 0, 0, 0], [0, 1 / 3, 1 / 3, 1 / 3, 0],
@@ -113,3 +116,53 @@ def test_head_choice_reaches_the_command_lines():
         ["--data", "d", "--pseudo-labels", "p", "--pretrained", "x", "--dump-path", "o", "--head", "upernet"]).head
     assert inference.build_parser().parse_args(
         ["--checkpoint", "c", "--data", "d", "--out", "o", "--head", "upernet"]).head == "upernet"
+
+
+def test_pyramid_pooling_is_a_module_of_its_own():
+    """A PSP-style head can reuse it: own scales and channels, mmsegmentation's PPM names, maps at the input size."""
+    ppm = PyramidPooling(8, 4, (1, 3))
+    ppm.eval()
+    assert set(ppm.state_dict()) >= {"0.1.conv.weight", "1.1.bn.running_mean"} and ppm.pool_scales == (1, 3)
+    x = jt.randn(2, 8, 5, 7)
+    maps = ppm(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 4, 5, 7)] * 2
+    # scale 1 is the global mean through the 1x1 conv-BN-ReLU, the same at every pixel
+    np.testing.assert_allclose(maps[0].numpy(), np.broadcast_to(ppm[0](x).numpy(), (2, 4, 5, 7)), rtol=1e-6)
+    with pytest.raises(ValueError, match="pool scales"):
+        PyramidPooling(8, 4, (0, 2))
+
+
+def test_base_head_owns_dropout_classifier_and_init():
+    linear, upernet = LinearHead(R18, K), UPerNetHead(R18, K, channels=16)
+    assert linear.classifier is linear.conv and upernet.classifier is upernet.conv_seg
+    assert set(linear.state_dict()) == {"conv.weight", "conv.bias"}  # PASS's last_layer loads as head.conv
+    assert isinstance(linear.dropout, jt.nn.Identity) and isinstance(upernet.dropout, jt.nn.Dropout2d)
+    assert upernet.dropout.p == 0.1 and isinstance(UPerNetHead(R18, K, dropout_ratio=0.0).dropout, jt.nn.Identity)
+    for head in (linear, upernet):  # normal init: N(0, 0.01) weights, zero bias
+        weight = head.classifier.weight.numpy()
+        assert abs(float(weight.std()) - 0.01) < 0.003 and float(np.abs(head.classifier.bias.numpy()).max()) == 0.0
+    inner = upernet.fpn_bottleneck.conv.weight.numpy()  # kaiming fan_out: std sqrt(2 / (out * 3 * 3))
+    assert abs(float(inner.std()) / np.sqrt(2.0 / (16 * 9)) - 1.0) < 0.1
+    features = _features(R18, 64, 64)
+    dropped = LinearHead(R18, K, dropout_ratio=0.5)
+    dropped.train()
+    assert not np.allclose(dropped(features).numpy(), dropped.conv(features[-1]).numpy())
+    dropped.eval()
+    np.testing.assert_allclose(dropped(features).numpy(), dropped.conv(features[-1]).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="dropout_ratio"):
+        LinearHead(R18, K, dropout_ratio=1.0)
+
+
+def test_head_options_reach_the_model_and_older_checkpoints_get_the_defaults():
+    args = finetune.build_parser().parse_args(
+        ["--data", "d", "--pseudo-labels", "p", "--pretrained", "x", "--dump-path", "o", "--head", "upernet",
+         "--head-dropout", "0.2", "--head-channels", "16", "--pool-scales", "1", "2", "4"])
+    options = head_options(vars(args))
+    assert options == {"classifier_init": "normal", "dropout_ratio": 0.2, "channels": 16, "pool_scales": (1, 2, 4)}
+    head = build_segmentation_model("resnet18", K, "upernet", **options).head
+    assert head.pool_scales == (1, 2, 4) and head.dropout.p == 0.2 and head.channels == 16
+    defaults = vars(finetune.build_parser().parse_args(
+        ["--data", "d", "--pseudo-labels", "p", "--pretrained", "x", "--dump-path", "o", "--head", "upernet"]))
+    assert head_options(defaults) == head_options({"head": "upernet"}) == {
+        "classifier_init": "normal", "channels": 512, "pool_scales": (1, 2, 3, 6)}  # dropout: the head's own 0.1
+    assert head_options({"head": "linear", "head_dropout": None}) == {"classifier_init": "normal"}

@@ -14,6 +14,8 @@ Options are added in the order given, so the groups appear in --help as the pare
 import argparse
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
+from uss.regions.defaults import SAM_MODEL_TYPE, SAM_POINTS_PER_BATCH, SAM_SETTINGS, SUPERPIXEL_SETTINGS
+
 DATA_HELP = "ImageNet-S style dataset folder"
 
 
@@ -221,19 +223,21 @@ def regions(*, default: Optional[str] = None, sam_checkpoint: Optional[str] = No
     group.add_argument("--sam-checkpoint", default=sam_checkpoint,
                        help=f"official SAM weights (default: {sam_checkpoint})" if sam_checkpoint
                        else "official SAM weights, e.g. weights/sam_vit_b_01ec64.pth")
-    group.add_argument("--sam-model-type", default="vit_b", help="vit_b | vit_l | vit_h")
-    group.add_argument("--points-per-side", type=int, default=64)
-    group.add_argument("--points-per-batch", type=int, default=64)
-    group.add_argument("--pred-iou-thresh", type=float, default=0.86)
-    group.add_argument("--stability-score-thresh", type=float, default=0.92)
-    group.add_argument("--crop-n-layers", type=int, default=1)
-    group.add_argument("--crop-n-points-downscale-factor", type=int, default=2)
-    group.add_argument("--min-mask-region-area", type=int, default=100)
-    group.add_argument("--superpixel-method", default="felzenszwalb", choices=["felzenszwalb", "slic"])
-    group.add_argument("--superpixel-scale", type=float, default=100.0, help="felzenszwalb scale")
-    group.add_argument("--superpixel-sigma", type=float, default=0.8)
-    group.add_argument("--superpixel-min-size", type=int, default=50)
-    group.add_argument("--superpixel-segments", type=int, default=100, help="slic n_segments")
+    group.add_argument("--sam-model-type", default=SAM_MODEL_TYPE, help="vit_b | vit_l | vit_h")
+    group.add_argument("--points-per-side", type=int, default=SAM_SETTINGS["points_per_side"])
+    group.add_argument("--points-per-batch", type=int, default=SAM_POINTS_PER_BATCH)
+    group.add_argument("--pred-iou-thresh", type=float, default=SAM_SETTINGS["pred_iou_thresh"])
+    group.add_argument("--stability-score-thresh", type=float, default=SAM_SETTINGS["stability_score_thresh"])
+    group.add_argument("--crop-n-layers", type=int, default=SAM_SETTINGS["crop_n_layers"])
+    group.add_argument("--crop-n-points-downscale-factor", type=int,
+                       default=SAM_SETTINGS["crop_n_points_downscale_factor"])
+    group.add_argument("--min-mask-region-area", type=int, default=SAM_SETTINGS["min_mask_region_area"])
+    group.add_argument("--superpixel-method", default=SUPERPIXEL_SETTINGS["method"], choices=["felzenszwalb", "slic"])
+    group.add_argument("--superpixel-scale", type=float, default=SUPERPIXEL_SETTINGS["scale"], help="felzenszwalb scale")
+    group.add_argument("--superpixel-sigma", type=float, default=SUPERPIXEL_SETTINGS["sigma"])
+    group.add_argument("--superpixel-min-size", type=int, default=SUPERPIXEL_SETTINGS["min_size"])
+    group.add_argument("--superpixel-segments", type=int, default=SUPERPIXEL_SETTINGS["n_segments"],
+                       help="slic n_segments")
     return parent
 
 

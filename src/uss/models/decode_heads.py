@@ -7,7 +7,9 @@ the resolution of the head's `output_stride` (given for the ImageNet stem; the s
 
 `LinearHead` is PASS's fine-tuning head (`last_layer`: one 1x1 conv with bias on C5). `UPerNetHead` is a
 UPerNet (pyramid pooling on C5 + FPN over C2..C5, output stride 4) with mmsegmentation's UPerHead layout and
-parameter names. New heads subclass `DecodeHead`, implement `decode` and register in `HEADS`.
+parameter names. A new head subclasses `DecodeHead`: it builds its layers, then calls `add_classifier(channels)` and
+`init_weights()`, implements `decode` ending in `self.classify(x)`, and registers in `HEADS`; `PyramidPooling` is
+the pooling module a PSP head would reuse.
 """
 from __future__ import annotations
 
@@ -19,24 +21,31 @@ from jittor import init, nn
 
 from uss.models.resnet import kaiming_init_convs
 
-__all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "AdaptiveAvgPool2d", "adaptive_pool_matrix",
-           "HEADS", "build_head",
+__all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "PyramidPooling", "AdaptiveAvgPool2d",
+           "adaptive_pool_matrix", "HEADS", "build_head",
            "add_head_arguments", "head_options", "CLASSIFIER_INITS"]
 
 NUM_STAGES = 4
 CLASSIFIER_INITS = ("normal", "kaiming")
+UPERNET_CHANNELS = 512  # mmsegmentation's UPerHead / the challenge entry
+POOL_SCALES = (1, 2, 3, 6)  # PSPNet's and mmsegmentation's pyramid pooling bins
+UPERNET_DROPOUT = 0.1  # mmsegmentation's BaseDecodeHead dropout_ratio
 
 
 class DecodeHead(nn.Module):
-    """Base class: checks the stage maps and defines the output layout (K+1 channels, 0 = background).
+    """Base class: checks the stage maps, defines the output layout (K+1 channels, 0 = background) and owns the
+    dropout, the 1x1 classifier and the initialisation.
 
-    in_channels: channels of C2..C5 (the backbone's `out_channels`); num_classes: K (without background).
-    Subclasses set `output_stride` (input pixels per output pixel) and implement `decode(features)`.
+    in_channels: channels of C2..C5 (the backbone's `out_channels`); num_classes: K (without background);
+    dropout_ratio: channel-wise dropout before the classifier (0: none). Subclasses set `output_stride` (input
+    pixels per output pixel), build their layers, then call `add_classifier` and `init_weights`, and implement
+    `decode(features)` ending in `classify`.
     """
 
     output_stride: int = 32
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal") -> None:
+    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal",
+                 dropout_ratio: float = 0.0) -> None:
         super().__init__()
         if classifier_init not in CLASSIFIER_INITS:
             raise ValueError(f"unknown classifier init {classifier_init!r}; choose from {CLASSIFIER_INITS}")
@@ -45,13 +54,37 @@ class DecodeHead(nn.Module):
             raise ValueError(f"a decode head needs the channels of the {NUM_STAGES} backbone stages, got {in_channels}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if not 0.0 <= dropout_ratio < 1.0:
+            raise ValueError(f"dropout_ratio must be in [0, 1), got {dropout_ratio}")
         self.in_channels = [int(c) for c in in_channels]
         self.num_classes = int(num_classes)
+        self.dropout_ratio = float(dropout_ratio)
+        self.classifier_name = "conv_seg"
 
     @property
     def num_outputs(self) -> int:
         """Logit channels: K classes + background."""
         return self.num_classes + 1
+
+    def add_classifier(self, channels: int, name: str = "conv_seg") -> None:
+        """The dropout and the 1x1 classifier (with bias) from `channels` features to K+1 logits, as attribute `name`
+        (mmsegmentation: conv_seg). Called after the head's own layers, so parameters are created (and a seed draws
+        them) in the layout's order."""
+        self.dropout = nn.Dropout2d(self.dropout_ratio) if self.dropout_ratio > 0 else nn.Identity()
+        self.classifier_name = name
+        setattr(self, name, nn.Conv2d(channels, self.num_outputs, kernel_size=1, bias=True))
+
+    @property
+    def classifier(self) -> nn.Conv2d:
+        """The final 1x1 convolution."""
+        return getattr(self, self.classifier_name)
+
+    def init_weights(self) -> None:
+        """A head with inner layers: kaiming-normal (fan_out, relu) on every conv as mmcv's ConvModule (the pass
+        also draws for the classifier, which a seed's weights depend on); then `init_classifier`."""
+        if any(isinstance(m, nn.Conv2d) and m is not self.classifier for m in self.modules()):
+            kaiming_init_convs(self)
+        self.init_classifier(self.classifier)
 
     def init_classifier(self, conv: nn.Conv2d) -> None:
         """Initialise the final 1x1 classifier. 'normal': N(0, 0.01) weights and zero bias (mmsegmentation's
@@ -65,6 +98,10 @@ class DecodeHead(nn.Module):
             init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
         if conv.bias is not None:
             init.constant_(conv.bias, 0.0)
+
+    def classify(self, x: jt.Var) -> jt.Var:
+        """Dropout, then the classifier: features -> K+1 logits."""
+        return self.classifier(self.dropout(x))
 
     def execute(self, features: Sequence[jt.Var]) -> jt.Var:
         """features: [C2, C3, C4, C5] -> logits N x (K+1) x h x w."""
@@ -81,18 +118,20 @@ class DecodeHead(nn.Module):
 
 
 class LinearHead(DecodeHead):
-    """PASS's fine-tuning head: a 1x1 convolution (with bias) from C5 to K+1 logits, output stride 32."""
+    """PASS's fine-tuning head: a 1x1 convolution (with bias) from C5 to K+1 logits, output stride 32; no dropout
+    unless asked. The classifier is named `conv` (PASS's `last_layer` loads as head.conv)."""
 
     output_stride = 32
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal") -> None:
-        super().__init__(in_channels, num_classes, classifier_init)
-        self.conv = nn.Conv2d(self.in_channels[-1], self.num_outputs, kernel_size=1, bias=True)
-        self.init_classifier(self.conv)
+    def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal",
+                 dropout_ratio: float = 0.0) -> None:
+        super().__init__(in_channels, num_classes, classifier_init, dropout_ratio)
+        self.add_classifier(self.in_channels[-1], name="conv")
+        self.init_weights()
 
     def decode(self, features: Sequence[jt.Var]) -> jt.Var:
         """1x1 conv on C5."""
-        return self.conv(features[-1])
+        return self.classify(features[-1])
 
 
 class ConvBNReLU(nn.Module):
@@ -147,45 +186,60 @@ def _resize(x: jt.Var, size: Sequence[int]) -> jt.Var:
     return nn.interpolate(x, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False)
 
 
+class PyramidPooling(nn.ModuleList):
+    """PSPNet's pyramid pooling module (mmsegmentation's PPM): per scale s, adaptive average pooling to s x s and a
+    1x1 conv-BN-ReLU to `channels`; returns the maps upsampled bilinearly to the input's size. Item i is
+    (pool, ConvBNReLU), so its parameters are named `<i>.1.conv.*`, `<i>.1.bn.*` as mmsegmentation's."""
+
+    def __init__(self, in_channels: int, channels: int, pool_scales: Sequence[int] = POOL_SCALES) -> None:
+        scales = tuple(int(s) for s in pool_scales)
+        if not scales or min(scales) < 1:
+            raise ValueError(f"pool scales must be positive integers, got {tuple(pool_scales)}")
+        super().__init__([nn.Sequential(AdaptiveAvgPool2d(scale), ConvBNReLU(in_channels, channels, 1))
+                          for scale in scales])
+        self.pool_scales = scales
+
+    def pooled(self, x: jt.Var) -> List[jt.Var]:
+        """The pooled, 1x1-convolved maps (one per scale, at the pooled size)."""
+        return [module(x) for module in self]
+
+    def execute(self, x: jt.Var) -> List[jt.Var]:
+        """N x C x H x W -> one N x channels x H x W map per scale."""
+        size = x.shape[2:]
+        return [_resize(p, size) for p in self.pooled(x)]
+
+
 class UPerNetHead(DecodeHead):
     """UPerNet (Xiao et al. 2018) as mmsegmentation's UPerHead: output stride 4, K+1 logits.
 
-    Pyramid pooling on C5 (adaptive average pools of `pool_scales`, each 1x1 conv-BN-ReLU and bilinearly
-    upsampled back, concatenated with C5, 3x3 conv-BN-ReLU `bottleneck`) is the top FPN level; 1x1 conv-BN-ReLU
-    `lateral_convs` on C2..C4, top-down fusion (upsample + add), 3x3 conv-BN-ReLU `fpn_convs`; all levels are
-    upsampled to C2's resolution, concatenated and fused by a 3x3 conv-BN-ReLU `fpn_bottleneck`; then dropout
-    (channel-wise, 0.1) and the 1x1 classifier `conv_seg` (with bias). All inner layers have `channels` (512).
+    Pyramid pooling on C5 (`psp_modules`, concatenated with C5, 3x3 conv-BN-ReLU `bottleneck`) is the top FPN
+    level; 1x1 conv-BN-ReLU `lateral_convs` on C2..C4, top-down fusion (upsample + add), 3x3 conv-BN-ReLU
+    `fpn_convs`; all levels are upsampled to C2's resolution, concatenated and fused by a 3x3 conv-BN-ReLU
+    `fpn_bottleneck`; then dropout (channel-wise, 0.1) and the 1x1 classifier `conv_seg` (with bias). All inner
+    layers have `channels` (512).
     """
 
     output_stride = 4
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, classifier_init: str = "normal",
-                 channels: int = 512, pool_scales: Sequence[int] = (1, 2, 3, 6), dropout_ratio: float = 0.1) -> None:
-        super().__init__(in_channels, num_classes, classifier_init)
+                 channels: int = UPERNET_CHANNELS, pool_scales: Sequence[int] = POOL_SCALES,
+                 dropout_ratio: float = UPERNET_DROPOUT) -> None:
+        super().__init__(in_channels, num_classes, classifier_init, dropout_ratio)
         self.channels = int(channels)
-        self.pool_scales = tuple(int(s) for s in pool_scales)
         top = self.in_channels[-1]
-        self.psp_modules = nn.ModuleList([nn.Sequential(AdaptiveAvgPool2d(scale), ConvBNReLU(top, self.channels, 1))
-                                          for scale in self.pool_scales])
+        self.psp_modules = PyramidPooling(top, self.channels, pool_scales)
+        self.pool_scales = self.psp_modules.pool_scales
         self.bottleneck = ConvBNReLU(top + len(self.pool_scales) * self.channels, self.channels, 3, padding=1)
         self.lateral_convs = nn.ModuleList([ConvBNReLU(c, self.channels, 1) for c in self.in_channels[:-1]])
         self.fpn_convs = nn.ModuleList([ConvBNReLU(self.channels, self.channels, 3, padding=1)
                                         for _ in self.in_channels[:-1]])
         self.fpn_bottleneck = ConvBNReLU(len(self.in_channels) * self.channels, self.channels, 3, padding=1)
-        self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
-        self.conv_seg = nn.Conv2d(self.channels, self.num_outputs, kernel_size=1, bias=True)
-        kaiming_init_convs(self)  # mmcv ConvModule: kaiming normal, fan_out, relu
-        self.init_classifier(self.conv_seg)
-
-    def pyramid_pooling(self, x: jt.Var) -> List[jt.Var]:
-        """The pooled, 1x1-convolved maps of C5 (one per scale, at the pooled size)."""
-        return [module(x) for module in self.psp_modules]
+        self.add_classifier(self.channels)
+        self.init_weights()
 
     def psp_forward(self, x: jt.Var) -> jt.Var:
         """C5 concatenated with its upsampled pyramid-pooling maps, through the 3x3 bottleneck."""
-        size = x.shape[2:]
-        pooled = [_resize(p, size) for p in self.pyramid_pooling(x)]
-        return self.bottleneck(jt.concat([x] + pooled, dim=1))
+        return self.bottleneck(jt.concat([x] + self.psp_modules(x), dim=1))
 
     def decode(self, features: Sequence[jt.Var]) -> jt.Var:
         """[C2, C3, C4, C5] -> logits at C2's resolution."""
@@ -196,31 +250,40 @@ class UPerNetHead(DecodeHead):
         outs = [conv(laterals[i]) for i, conv in enumerate(self.fpn_convs)] + [laterals[-1]]
         size = outs[0].shape[2:]
         fused = self.fpn_bottleneck(jt.concat([outs[0]] + [_resize(o, size) for o in outs[1:]], dim=1))
-        return self.conv_seg(self.dropout(fused))
+        return self.classify(fused)
 
 
 HEADS: Dict[str, Type[DecodeHead]] = {"linear": LinearHead, "upernet": UPerNetHead}
 
 
 def add_head_arguments(group: Any) -> None:
-    """--head, --classifier-init and --head-channels on a parser or argument group."""
+    """--head, --classifier-init, --head-dropout, --head-channels and --pool-scales on a parser or argument group."""
     group.add_argument("--head", default="linear", choices=sorted(HEADS))
     group.add_argument("--classifier-init", default="normal", choices=CLASSIFIER_INITS,
                        help="final 1x1 classifier: normal = N(0, 0.01) (mmsegmentation), kaiming = as PASS")
-    group.add_argument("--head-channels", type=int, default=512, help="UPerNet inner channels (mmsegmentation: 512)")
+    group.add_argument("--head-dropout", type=float, default=None,
+                       help=f"channel-wise dropout before the classifier (default: the head's; linear 0 as PASS, "
+                       f"upernet {UPERNET_DROPOUT} as mmsegmentation)")
+    group.add_argument("--head-channels", type=int, default=UPERNET_CHANNELS,
+                       help=f"UPerNet inner channels (mmsegmentation: {UPERNET_CHANNELS})")
+    group.add_argument("--pool-scales", type=int, nargs="+", default=list(POOL_SCALES),
+                       help="UPerNet pyramid pooling bins (PSPNet / mmsegmentation: 1 2 3 6)")
 
 
 def head_options(saved: Mapping[str, Any]) -> Dict[str, Any]:
     """The head's constructor options from a stage's (saved) arguments; older checkpoints get the defaults."""
     options: Dict[str, Any] = {"classifier_init": saved.get("classifier_init") or "normal"}
+    if saved.get("head_dropout") is not None:
+        options["dropout_ratio"] = float(saved["head_dropout"])
     if (saved.get("head") or "linear") == "upernet":
-        options["channels"] = int(saved.get("head_channels") or 512)
+        options["channels"] = int(saved.get("head_channels") or UPERNET_CHANNELS)
+        options["pool_scales"] = tuple(int(s) for s in saved.get("pool_scales") or POOL_SCALES)
     return options
 
 
 def build_head(name: str, in_channels: Sequence[int], num_classes: int, **options: Any) -> DecodeHead:
-    """A registered head by name ('linear', 'upernet'); options go to its constructor (classifier_init, and
-    UPerNet's channels)."""
+    """A registered head by name ('linear', 'upernet'); options go to its constructor (classifier_init,
+    dropout_ratio, and UPerNet's channels and pool_scales)."""
     if name not in HEADS:
         raise ValueError(f"unknown decode head {name!r}; choose from {sorted(HEADS)}")
     return HEADS[name](in_channels, num_classes, **options)

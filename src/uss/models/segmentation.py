@@ -41,7 +41,8 @@ class SegmentationModel(nn.Module):
 def build_segmentation_model(arch: str, num_classes: int, head: str = "linear", width: float = 1.0,
                              stem: str = "imagenet", **head_options: Any) -> SegmentationModel:
     """ResNet (`resnet18` ... `resnet101`, channel `width`, `stem`) + decode head ('linear' = PASS's 1x1 conv on
-    C5) for K classes; head_options go to the head (classifier_init, UPerNet channels)."""
+    C5) for K classes; head_options go to the head (classifier_init, dropout_ratio, UPerNet channels and
+    pool_scales)."""
     backbone = build_resnet(arch_depth(arch), width=width, stem=stem)
     return SegmentationModel(backbone, build_head(head, backbone.out_channels, num_classes, **head_options))
 

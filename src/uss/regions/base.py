@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from uss.errors import InputError
+from uss.regions.defaults import SAM_MODEL_TYPE
 
 
 class RegionProposer:
@@ -26,7 +27,7 @@ def sort_by_area(masks: Sequence[np.ndarray]) -> List[np.ndarray]:
     return [masks[i] for i in order]
 
 
-def build_proposer(name: str, sam_checkpoint: Optional[str] = None, sam_model_type: str = "vit_b",
+def build_proposer(name: str, sam_checkpoint: Optional[str] = None, sam_model_type: str = SAM_MODEL_TYPE,
                    options: Optional[Dict[str, Any]] = None) -> RegionProposer:
     """'sam' (needs the official checkpoint file) or 'superpixel'; options go to the proposer."""
     options = dict(options or {})

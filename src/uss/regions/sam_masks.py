@@ -4,10 +4,7 @@ from typing import List
 import numpy as np
 
 from uss.regions.base import RegionProposer
-
-# The 2023 challenge entry's generator settings (ViT-B).
-CHALLENGE_SETTINGS = dict(points_per_side=64, pred_iou_thresh=0.86, stability_score_thresh=0.92, crop_n_layers=1,
-                          crop_n_points_downscale_factor=2, min_mask_region_area=100)
+from uss.regions.defaults import SAM_MODEL_TYPE, SAM_SETTINGS
 
 
 class SamProposer(RegionProposer):
@@ -15,13 +12,13 @@ class SamProposer(RegionProposer):
 
     name = "sam"
 
-    def __init__(self, checkpoint: str, model_type: str = "vit_b", **generator_options):
+    def __init__(self, checkpoint: str, model_type: str = SAM_MODEL_TYPE, **generator_options):
         import jittor as jt
 
         from uss.sam import SamAutomaticMaskGenerator, build_sam
 
         jt.flags.use_cuda = jt.has_cuda
-        settings = {**CHALLENGE_SETTINGS, **generator_options}
+        settings = {**SAM_SETTINGS, **generator_options}
         self.checkpoint, self.model_type, self.settings = checkpoint, model_type, settings
         self.model = build_sam(model_type, checkpoint)
         self.generator = SamAutomaticMaskGenerator(self.model, **settings)

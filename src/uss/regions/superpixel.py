@@ -4,6 +4,7 @@ from typing import List
 import numpy as np
 
 from uss.regions.base import RegionProposer
+from uss.regions.defaults import SUPERPIXEL_SETTINGS as DEFAULTS
 
 
 class SuperpixelProposer(RegionProposer):
@@ -11,8 +12,9 @@ class SuperpixelProposer(RegionProposer):
 
     name = "superpixel"
 
-    def __init__(self, method: str = "felzenszwalb", scale: float = 100.0, sigma: float = 0.8,
-                 min_size: int = 50, n_segments: int = 100, compactness: float = 10.0):
+    def __init__(self, method: str = DEFAULTS["method"], scale: float = DEFAULTS["scale"],
+                 sigma: float = DEFAULTS["sigma"], min_size: int = DEFAULTS["min_size"],
+                 n_segments: int = DEFAULTS["n_segments"], compactness: float = DEFAULTS["compactness"]):
         if method not in ("felzenszwalb", "slic"):
             raise ValueError(f"superpixel method must be 'felzenszwalb' or 'slic', got {method!r}")
         self.method, self.scale, self.sigma, self.min_size = method, scale, sigma, min_size

@@ -21,6 +21,7 @@ import numpy as np
 from uss import options
 from uss.errors import InputError
 from uss.regions import RegionProposer, build_proposer, sort_by_area
+from uss.regions.defaults import SAM_MODEL_TYPE, SAM_POINTS_PER_BATCH, SAM_SETTINGS, SUPERPIXEL_SETTINGS
 from uss.stages import pseudo_labels as pixel
 from uss.training import runner
 

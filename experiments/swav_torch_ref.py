@@ -5,8 +5,10 @@ prediction, prototype freezing, queue, optional LARC as apex's with clip=False),
 PASS (Linear-BN-ReLU-Linear-BN(affine=False)), the crops come from uss.data.multicrop.MultiCropDataset.
 After training: k-means (k=10) on L2-normalised pooled C5 features of the 96-px training images -> NMI.
 
-  python benchmarks/swav_torch_ref.py --data data/toy --lr 0.3 --epochs 15 [--larc 0.001] ...
-  python benchmarks/swav_torch_ref.py --sweep FILE.json --out DIR   (one config per line, run in parallel)
+  python experiments/swav_torch_ref.py --config '{"base_lr": 0.3, "epochs": 15, "larc": 0.001}'
+  python experiments/swav_torch_ref.py --sweep experiments/sweeps/sweep1.jsonl --out DIR   (in parallel)
+
+A config is a JSON dict keyed by main_pretrain.py's argument names (--base-lr -> base_lr; see train()).
 
 Runs without jittor (a stub stands in for jittor.dataset), so it also runs on a bare GPU machine.
 """
@@ -229,11 +231,17 @@ def eval_nmi(model, data, size, device):
 
 
 def train(cfg):
-    c = dict(data="data/toy", arch="resnet18", K=50, hidden=512, lr=0.3, final_lr=0.003, warmup_epochs=1, epochs=15,
-             wd=1e-6, batch=32, eps=0.05, T=0.1, sk_iters=3, freeze_iters=20, queue=0, queue_start=0,
-             larc=0.0, sizes=[96, 48], nmb=[2, 4], min_scale=[0.3, 0.1], max_scale=[1.0, 0.3], blur=1.0,
-             color=1.0, final_bn=True, seed=31, workers=3, device="cuda" if torch.cuda.is_available() else "cpu",
-             threads=0, eval_size=96, log_every=0, name="run")
+    # keys are main_pretrain.py's argument names (--base-lr -> base_lr); the last two lines are this script's own
+    c = dict(data="data/toy", arch="resnet18", nmb_prototypes=50, hidden_mlp=512, base_lr=0.3, final_lr=0.003,
+             warmup_epochs=1, epochs=15, wd=1e-6, batch_size=32, epsilon=0.05, temperature=0.1, sinkhorn_iterations=3,
+             freeze_prototypes_niters=20, queue_length=0, epoch_queue_starts=0, larc=0.0, size_crops=[96, 48],
+             nmb_crops=[2, 4], min_scale_crops=[0.3, 0.1], max_scale_crops=[1.0, 0.3], blur_sigma=1.0,
+             color_strength=1.0, seed=31, workers=3,
+             final_bn=True, device="cuda" if torch.cuda.is_available() else "cpu", threads=0, eval_size=96,
+             eval_init=False, eval_every=0, log_every=0, max_iters=0, name="run")
+    unknown = sorted(set(cfg) - set(c))
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown} (keys are main_pretrain.py's argument names)")
     c.update(cfg)
     torch.manual_seed(c["seed"])
     np.random.seed(c["seed"])
@@ -241,30 +249,31 @@ def train(cfg):
         torch.set_num_threads(c["threads"])
     dev = torch.device(c["device"])
     split = ImageNetSSplit(c["data"], "train")
-    ds = MultiCropDataset(split, c["sizes"], c["nmb"], c["min_scale"], c["max_scale"], seed=c["seed"],
-                          batch_size=c["batch"], num_workers=0, blur_sigma=c["blur"], color_strength=c["color"])
-    model = SwAVModel(c["arch"], c["K"], c["hidden"], 128, c["final_bn"]).to(dev)
+    ds = MultiCropDataset(split, c["size_crops"], c["nmb_crops"], c["min_scale_crops"], c["max_scale_crops"],
+                          seed=c["seed"], batch_size=c["batch_size"], num_workers=0, blur_sigma=c["blur_sigma"],
+                          color_strength=c["color_strength"])
+    model = SwAVModel(c["arch"], c["nmb_prototypes"], c["hidden_mlp"], 128, c["final_bn"]).to(dev)
     t0 = time.time()
-    nmi0 = eval_nmi(model, c["data"], c["eval_size"], dev) if c.get("eval_init") else None
-    opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=0.9, weight_decay=c["wd"])
+    nmi0 = eval_nmi(model, c["data"], c["eval_size"], dev) if c["eval_init"] else None
+    opt = torch.optim.SGD(model.parameters(), lr=c["base_lr"], momentum=0.9, weight_decay=c["wd"])
     if c["larc"]:
         opt = LARC(opt, c["larc"])
-    ipe = len(split) // c["batch"]
+    ipe = len(split) // c["batch_size"]
     n_warm = ipe * c["warmup_epochs"]
-    warm = np.linspace(0, c["lr"], n_warm)
+    warm = np.linspace(0, c["base_lr"], n_warm)
     n_cos = ipe * (c["epochs"] - c["warmup_epochs"])
-    cos = np.array([c["final_lr"] + 0.5 * (c["lr"] - c["final_lr"]) * (1 + math.cos(math.pi * t / n_cos))
+    cos = np.array([c["final_lr"] + 0.5 * (c["base_lr"] - c["final_lr"]) * (1 + math.cos(math.pi * t / n_cos))
                     for t in range(n_cos)])
     sched = np.concatenate([warm, cos])
-    n_crops = sum(c["nmb"])
-    bs = c["batch"]
+    n_crops = sum(c["nmb_crops"])
+    bs = c["batch_size"]
     queue = None
     hist = []
     it = 0
     for epoch in range(c["epochs"]):
         ds.set_epoch(epoch)
-        if c["queue"] and epoch >= c["queue_start"] and queue is None:
-            queue = torch.zeros(2, c["queue"], 128, device=dev)
+        if c["queue_length"] and epoch >= c["epoch_queue_starts"] and queue is None:
+            queue = torch.zeros(2, c["queue_length"], 128, device=dev)
         order = np.random.default_rng([c["seed"], epoch]).permutation(len(split))
         batches = [order[i * bs:(i + 1) * bs] for i in range(ipe)]
         loader = torch.utils.data.DataLoader([int(epoch * len(split) + i) for i in order[:ipe * bs]],
@@ -291,16 +300,16 @@ def train(cfg):
                             out = torch.cat((queue[i] @ model.prototypes.weight.t(), out))
                         queue[i, bs:] = queue[i, :-bs].clone()
                         queue[i, :bs] = embedding[crop_id * bs:(crop_id + 1) * bs]
-                    q = sinkhorn(out, c["eps"], c["sk_iters"])[-bs:]
+                    q = sinkhorn(out, c["epsilon"], c["sinkhorn_iterations"])[-bs:]
                 subloss = 0
                 for v in np.delete(np.arange(n_crops), crop_id):
-                    x = output[bs * v: bs * (v + 1)] / c["T"]
+                    x = output[bs * v: bs * (v + 1)] / c["temperature"]
                     subloss -= torch.mean(torch.sum(q * F.log_softmax(x, dim=1), dim=1))
                 loss += subloss / (n_crops - 1)
             loss /= 2
             opt.zero_grad()
             loss.backward()
-            if it < c["freeze_iters"]:
+            if it < c["freeze_prototypes_niters"]:
                 model.prototypes.weight.grad = None
             opt.step()
             losses.append(loss.item())
@@ -308,17 +317,17 @@ def train(cfg):
                 sv = np.linalg.svd(embedding[:bs].cpu().numpy(), compute_uv=False)
                 print(c["name"], it, round(loss.item(), 4), "sv", sv[:3].round(2), flush=True)
             it += 1
-            if c.get("max_iters") and it >= c["max_iters"]:
+            if c["max_iters"] and it >= c["max_iters"]:
                 break
         sv = np.linalg.svd(embedding[:bs].cpu().numpy(), compute_uv=False)
         row = [epoch, round(float(np.mean(losses)), 4), [round(float(s), 2) for s in sv[:3]]]
-        if c.get("eval_every") and (epoch + 1) % c["eval_every"] == 0 and epoch + 1 < c["epochs"]:
+        if c["eval_every"] and (epoch + 1) % c["eval_every"] == 0 and epoch + 1 < c["epochs"]:
             row.append(round(eval_nmi(model, c["data"], c["eval_size"], dev)[0], 4))
         hist.append(row)
     train_s = time.time() - t0
     nmi, acc = eval_nmi(model, c["data"], c["eval_size"], dev)
     res = {"name": c["name"], "nmi": round(nmi, 4), "acc": round(acc, 4), "nmi_init": nmi0, "train_s": round(train_s, 1),
-           "iters": it, "ln_K": round(math.log(c["K"]), 4), "hist": hist,
+           "iters": it, "ln_K": round(math.log(c["nmb_prototypes"]), 4), "hist": hist,
            "cfg": {k: v for k, v in cfg.items() if k != "name"}}
     return res
 

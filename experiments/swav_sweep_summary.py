@@ -1,6 +1,8 @@
 """Group swav_torch_ref.py sweep results by config (name without its _sN seed suffix) and print a markdown table.
 
-  python benchmarks/swav_sweep_summary.py DIR_OR_results.jsonl [...]
+  python experiments/swav_sweep_summary.py DIR_OR_results.jsonl [...]
+
+Columns are main_pretrain.py's flags (crops: --nmb-crops x --size-crops).
 """
 import json
 import os
@@ -36,17 +38,19 @@ def main():
     for key, rs in groups.items():
         rs.sort(key=lambda r: r["cfg"].get("seed", 31))
         c = rs[0]["cfg"]
-        sizes, nmb = c.get("sizes", [96, 48]), c.get("nmb", [2, 4])
+        sizes, nmb = c.get("size_crops", [96, 48]), c.get("nmb_crops", [2, 4])
         ep = c.get("epochs", 15)
         budget = ep * sum(s * s * n for s, n in zip(sizes, nmb)) / PX_BUDGET
         nmis = np.array([r["nmi"] for r in rs])
         accs = np.array([r["acc"] for r in rs])
         out.append((nmis.mean(), "| {} | {} | {} | {:.1f}x | {} | {} | {} | {} | {} | {} | {} | {} | {:.3f} ± {:.3f} | {:.3f} | {:.0f} |".format(
-            key, "+".join(f"{n}x{s}" for s, n in zip(sizes, nmb)), ep, budget, c.get("batch", 32), c.get("T", 0.1),
-            c.get("lr", 0.3), c.get("eps", 0.05), c.get("K", 50), c.get("warmup_epochs", 1), c.get("color", 1.0),
+            key, "+".join(f"{n}x{s}" for s, n in zip(sizes, nmb)), ep, budget, c.get("batch_size", 32),
+            c.get("temperature", 0.1), c.get("base_lr", 0.3), c.get("epsilon", 0.05), c.get("nmb_prototypes", 50),
+            c.get("warmup_epochs", 1), c.get("color_strength", 1.0),
             " / ".join(f"{r['nmi']:.3f}" for r in rs), nmis.mean(), nmis.std(), accs.mean(),
             np.mean([r["train_s"] for r in rs]))))
-    print("| name | crops | epochs | budget | batch | T | lr | eps | K | warm-up | colour | NMI per seed | NMI mean ± sd | acc mean | train s |")
+    print("| name | crops | --epochs | budget | --batch-size | --temperature | --base-lr | --epsilon | --nmb-prototypes "
+          "| --warmup-epochs | --color-strength | NMI per seed | NMI mean ± sd | acc mean | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for _, line in sorted(out, key=lambda t: -t[0]):
         print(line)

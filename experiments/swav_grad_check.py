@@ -1,9 +1,9 @@
 """Jittor vs PyTorch on one SwAV training trajectory: same weights, same crops, each step.
 
-Every step copies the Jittor weights into the PyTorch reference (benchmarks/swav_torch_ref.py, float64), compares
+Every step copies the Jittor weights into the PyTorch reference (experiments/swav_torch_ref.py, float64), compares
 the SwAV-loss gradients of all parameters, then takes the step in both (prototype normalisation, freezing,
 momentum SGD with weight decay, or LARC with --larc) and compares the parameters after it.
-  .venv/bin/python benchmarks/swav_grad_check.py [--lr 0.1] [--larc 0.001] [--steps 5]
+  .venv/bin/python experiments/swav_grad_check.py [--base-lr 0.1] [--larc 0.001] [--steps 5]
 Seen: gradients agree to ~3e-3 relative for the worst parameter (BN parameters, float32 vs float64), ~2e-5
 median (with LARC some batches reach ~1e-2 worst / 5e-3 median, from Sinkhorn's exp(score / 0.05), without
 drift), and so do the updated parameters. Linear biases in front of a BatchNorm (true gradient 0) are skipped.
@@ -41,10 +41,10 @@ def torch_swav_loss(output, bs, n_crops, eps=0.05, iters=3, T=0.1):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/toy")
-    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--base-lr", "--lr", dest="lr", type=float, default=0.1)
     ap.add_argument("--larc", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--freeze", type=int, default=2)
+    ap.add_argument("--freeze-prototypes-niters", "--freeze", dest="freeze", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(2)
     jt.set_global_seed(0)
