@@ -18,6 +18,7 @@ from uss.data.layout import DatasetNotFoundError, load_categories, segmentation_
 from uss.errors import InputError
 from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import MatchFileError, describe_match, save_match
+from uss.evaluation.predictions import choose_match
 from uss.evaluation.report import format_table, write_result_json
 
 
@@ -61,12 +62,9 @@ def run(args: argparse.Namespace) -> dict:
             categories = load_categories(args.data)
     if not gt_dir:
         raise InputError("give the GT with --gt DIR or --data ROOT [--split validation]")
-    match = args.match
-    if match is None:
-        own = os.path.join(args.pred, "match.json")
-        match = own if os.path.isfile(own) else None
-    elif match.lower() == "none":
-        match = None
+    own = os.path.join(args.pred, "match.json")
+    match = None if (args.match or "").lower() == "none" else \
+        choose_match(args.match, own if os.path.isfile(own) else None, gt_dir)
     result = evaluate_folder(args.pred, gt_dir, categories=categories, match=match,
                              workers=args.workers, progress=not args.quiet)
     if result["match"] is not None:

@@ -4,7 +4,7 @@ import argparse
 from typing import List, Optional
 
 from uss.losses import swapped_prediction_loss, swav_codes
-from uss.models import build_model, foreign
+from uss.models import build_model
 from uss.models.resnet import backbone_options
 from uss.stages.pretrain import build_parser as swav_parser
 from uss.stages.pretrain import fit_swav
@@ -42,20 +42,3 @@ def train(args: argparse.Namespace) -> str:
 def main(argv: Optional[List[str]] = None) -> None:
     train(build_parser().parse_args(argv))
 
-
-def load_pixel_attention_model(path: str):
-    """Rebuild the PixelAttentionModel a pixel-attention checkpoint was trained as, with its weights, in eval mode."""
-    state = runner.load_checkpoint(path)
-    saved = state.get("args", {}) if isinstance(state, dict) else {}
-    weights = foreign.tensors_of(state, path)
-    if "arch" not in saved:
-        # PASS's released *_pixelatt.pth.tar or the challenge entry's infer_pixel_attnetion_checkpoint.pth.tar:
-        # no saved arguments, PASS names; the tensors give the configuration.
-        weights = foreign.to_package_names(weights)
-        saved = foreign.pixel_attention_config(weights, path)
-        weights = foreign.keep_prefixes(weights, ("backbone.", "fbg.", "projection_head.", "prototypes."))
-    model = build_model(saved["arch"], "pixel_attention", n_prototypes=saved["nmb_prototypes"],
-                        feat_dim=saved["feat_dim"], hidden_dim=saved.get("hidden_mlp"), **backbone_options(saved))
-    runner.load_model_state(model, weights, path)
-    model.eval()
-    return model
