@@ -20,6 +20,7 @@ the dominant class is the foreground class with the largest total softmax probab
     labelled with the class ("best-region").
 """
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
 import cv2
@@ -94,18 +95,16 @@ def cell_centres(cells: Sequence[Tuple[int, int]], grid: Tuple[int, int], size: 
                     dtype=np.float32).reshape(-1, 2)
 
 
+@dataclass
 class RefinedSegmenter:
     """One image -> refined label map at its original size (see the module docstring for the method)."""
 
-    def __init__(self, model: Any, proposer: Optional[RegionProposer], short_side: int = 256,
-                 max_pixels: Optional[int] = MAX_PIXELS, sam_predictor: Any = None,
-                 points: int = FALLBACK_POINTS) -> None:
-        self.model = model
-        self.proposer = proposer
-        self.short_side = short_side
-        self.max_pixels = max_pixels
-        self.sam_predictor = sam_predictor
-        self.points = points
+    model: Any
+    proposer: Optional[RegionProposer]
+    short_side: int = 256
+    max_pixels: Optional[int] = MAX_PIXELS
+    sam_predictor: Any = None
+    points: int = FALLBACK_POINTS
 
     def predict(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
         """(logits C x h x w, argmax prediction at the working size, working size (h, w)) of an RGB image,

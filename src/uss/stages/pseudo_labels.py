@@ -77,14 +77,20 @@ def run(args: argparse.Namespace) -> int:
         if not split.has_segmentation:
             raise InputError(f"--foreground oracle needs ground truth: {split.segmentation_dir} not found")
         log.info(f"labelling {len(split)} images of {split.image_dir} inside their TRUE foreground (ceiling)")
-        label_fn = lambda image, name: oracle_foreground_labels(labeler(image)[0], read_label_png(split.label_path(name)))  # noqa
+
+        def label_fn(image, name):
+            return oracle_foreground_labels(labeler(image)[0], read_label_png(split.label_path(name)))
+
         desc = f"pseudo labels ({split.split}, true foreground)"
     else:
         threshold, side, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE),
                                                     args.background)
         log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f}, background "
                  f"{side} (from {source})")
-        label_fn = lambda image, name: apply_threshold(*labeler(image), threshold, side)  # noqa: E731
+
+        def label_fn(image, name):
+            return apply_threshold(*labeler(image), threshold, side)
+
         desc = f"pseudo labels ({split.split})"
     summary = writer.write_split(split, args.out, label_fn, part, desc)
     log.info(f"{summary.describe()} -> {args.out}")
