@@ -1,7 +1,7 @@
 """How well a pixel-attention checkpoint separates objects from background, independent of any threshold.
 
 For every image of a split with ground truth: the channel-mean attention the pseudo-label stages threshold
-(uss.stages.pseudo_labels.PixelLabeler, same resizing), against the ground-truth foreground (ignore pixels
+(uss.labeling.labelers.PixelLabeler, same resizing), against the ground-truth foreground (ignore pixels
 dropped). Prints the ROC AUC of attention as a foreground score (0.5 = no information, below 0.5 = inverted),
 the attention's range and its mean within-image spread.
     .venv/bin/python benchmarks/attention_quality.py runs/demo/r18/pixel_attention/checkpoint.safetensors [--data data/toy]
@@ -14,8 +14,8 @@ import numpy as np
 import uss  # noqa: F401  (jittor environment)
 from uss.data.split import ImageNetSSplit
 from uss.evaluation.attention import foreground_auc
-from uss.stages.pixel_attention import load_pixel_attention_model
-from uss.stages.pseudo_labels import PixelLabeler
+from uss.labeling.labelers import PixelLabeler
+from uss.models.trained import load_pixel_attention_model
 
 
 def main() -> None:

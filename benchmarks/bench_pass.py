@@ -57,7 +57,7 @@ def train_throughput(data: str, arch: str, iters: int) -> dict:
 def inference_throughput(arch: str, short_side: int, images: int) -> float:
     """Images/s of the per-pixel labeler (forward + cosine to centroids + upsampling) on 96 px images."""
     from uss.models import build_model
-    from uss.stages.pseudo_labels import PixelLabeler
+    from uss.labeling.labelers import PixelLabeler
 
     model = build_model(arch, "pixel_attention", n_prototypes=50, hidden_dim=512)
     model.eval()

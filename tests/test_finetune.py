@@ -19,6 +19,8 @@ from uss.data.toy import generate
 from uss.losses.segmentation import masked_cross_entropy, segmentation_loss
 from uss.models import build_model
 from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
+from uss.models.trained import load_finetuned
+from uss.prediction import enlarge_nearest, inference_size, predict_split, upsample_argmax
 from uss.stages import finetune, inference
 from uss.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -232,16 +234,16 @@ def test_pretrained_backbone_errors_name_the_file(workspace, tmp_path):
 def test_upsample_argmax_matches_bilinear_interpolation():
     logits = jt.array(np.random.default_rng(0).normal(size=(1, 5, 7, 9)).astype(np.float32))
     reference = jt.nn.interpolate(logits, size=(50, 61), mode="bilinear", align_corners=False).numpy()[0].argmax(0)
-    np.testing.assert_array_equal(inference.upsample_argmax(logits, 50, 61, chunk_elements=5 * 61 * 7), reference)
+    np.testing.assert_array_equal(upsample_argmax(logits, 50, 61, chunk_elements=5 * 61 * 7), reference)
     # PASS inference.py: above 1000 x 1000 pixels, logits at (1000, int(1000 * W / H)), whatever the aspect.
-    assert inference.inference_size(*BIG, 1000 * 1000) == (1000, 1200)
-    assert inference.inference_size(2000, 1000, 1000 * 1000) == (1000, 500)
-    assert inference.inference_size(1200, 1001, 1000 * 1000) == (1000, 834)
-    assert inference.inference_size(64, 80, 1000 * 1000) == (64, 80)
+    assert inference_size(*BIG, 1000 * 1000) == (1000, 1200)
+    assert inference_size(2000, 1000, 1000 * 1000) == (1000, 500)
+    assert inference_size(1200, 1001, 1000 * 1000) == (1000, 834)
+    assert inference_size(64, 80, 1000 * 1000) == (64, 80)
     # and enlarged as torch's mode="nearest" (source floor(i * in / out))
     small = np.arange(6).reshape(2, 3)
     reference = jt.nn.interpolate(jt.array(small[None, None].astype(np.float32)), size=(5, 7), mode="nearest")
-    np.testing.assert_array_equal(inference.enlarge_nearest(small, 5, 7), reference.numpy()[0, 0].astype(int))
+    np.testing.assert_array_equal(enlarge_nearest(small, 5, 7), reference.numpy()[0, 0].astype(int))
 
 
 def test_inference_writes_original_sizes_evaluates_and_resumes(workspace):
@@ -268,9 +270,9 @@ def test_inference_writes_original_sizes_evaluates_and_resumes(workspace):
         handle.write(data[: len(data) // 2])
     write_label_png(paths[1], np.zeros((5, 7), np.int32))
     stamps = {p: os.stat(p).st_mtime_ns for p in paths[2:]}
-    model, _ = inference.load_finetuned(checkpoint)
-    summary = inference.predict_split(model, split, out, num_workers=0, progress=False)
-    assert (summary["written"], summary["redone"], summary["skipped"], summary["failed"]) == (2, 2, len(paths) - 2, [])
+    model, _ = load_finetuned(checkpoint)
+    summary = predict_split(model, split, out, workers=0, progress=False)
+    assert (summary.written, summary.redone, summary.skipped, summary.failed) == (2, 2, len(paths) - 2, [])
     assert all(os.stat(p).st_mtime_ns == stamp for p, stamp in stamps.items())
     for index in (0, 1):
         assert read_label_png(paths[index]).shape == split.load(index).size
@@ -282,10 +284,10 @@ def test_inference_reports_bad_images_and_continues(workspace, tmp_path):
     Image.fromarray(np.full((40, 50, 3), 128, np.uint8)).save(os.path.join(root, "extra", "n00000001", "good.JPEG"))
     with open(os.path.join(root, "extra", "n00000001", "bad.JPEG"), "wb") as handle:
         handle.write(b"\xff\xd8\xff\xe0 not really a jpeg")
-    model, _ = inference.load_finetuned(os.path.join(workspace["dump"], "checkpoint.safetensors"))
+    model, _ = load_finetuned(os.path.join(workspace["dump"], "checkpoint.safetensors"))
     out = str(tmp_path / "out")
-    summary = inference.predict_split(model, ImageNetSSplit(root, "extra"), out, num_workers=0, progress=False)
-    assert summary["written"] == 1 and len(summary["failed"]) == 1 and "bad.JPEG" in summary["failed"][0]
+    summary = predict_split(model, ImageNetSSplit(root, "extra"), out, workers=0, progress=False)
+    assert summary.written == 1 and len(summary.failed) == 1 and "bad.JPEG" in summary.failed[0][1]
     assert read_label_png(os.path.join(out, "n00000001", "good.png")).shape == (40, 50)
     assert not os.path.exists(os.path.join(out, "n00000001", "bad.png"))
 

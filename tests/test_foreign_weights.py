@@ -145,8 +145,7 @@ def test_pass_pretrained_starts_pixel_attention_and_finetuning(pass_files):
 
 
 def test_pass_pixelatt_and_finetuning_releases_configure_themselves(pass_files):
-    from uss.stages.inference import load_finetuned
-    from uss.models.pass_model import load_pixel_attention_model
+    from uss.models.trained import load_finetuned, load_pixel_attention_model
 
     path, state = pass_files["pass50_pixelatt"]
     model = load_pixel_attention_model(path)
@@ -202,8 +201,8 @@ def challenge_weights(tmp_path_factory):
 
 
 def test_challenge_pixel_attention_and_centroids_start_train_3(challenge_weights):
-    from uss.models.pass_model import load_pixel_attention_model
-    from uss.stages.pseudo_labels import load_centroids
+    from uss.labeling.labelers import load_centroids
+    from uss.models.trained import load_pixel_attention_model
 
     weights, states, _ = challenge_weights
     model = load_pixel_attention_model(str(weights / "infer_pixel_attnetion_checkpoint.pth.tar"))
@@ -224,7 +223,7 @@ def test_challenge_resnet50_starts_train_4(challenge_weights):
 
 def test_challenge_finetuned_upernet_and_sam_load_for_test_py(challenge_weights):
     from uss.sam import build_sam
-    from uss.stages.inference import load_finetuned
+    from uss.models.trained import load_finetuned
 
     weights, states, sam = challenge_weights
     model, config = load_finetuned(str(weights / "checkpoint.pth.tar"))

@@ -39,7 +39,7 @@ def test_sizes_follow_torchvision_resize_and_center_crop():
     assert imageops.short_side_size(500, 333, 256) == (384, 256)
     assert imageops.short_side_size(300, 300, 256) == (256, 256)
     image = photo(333, 500)
-    resized = augment.resize_short_side(image, 256)
+    resized = imageops.resize_short_side(image, 256)
     assert np.array_equal(resized, pil_resize(image, 256, 384))
     # CenterCrop(224) on 256 x 384: top int(round(16.0)) = 16, left int(round(80.0)) = 80; on 225 x 227: round(0.5) = 0
     # and round(1.5) = 2 (Python's round, as torchvision).
@@ -48,12 +48,26 @@ def test_sizes_follow_torchvision_resize_and_center_crop():
     assert np.array_equal(augment.center_crop(odd, 224), odd[0:224, 2:226])
 
 
+def test_bilinear_matrix_is_torch_interpolate_with_half_pixel_centres():
+    # 2 -> 4 (align_corners=False): source x = (i + 0.5) / 2 - 0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (high
+    # index clamped to the last pixel), so the weights are [1, 0], [.75, .25], [.25, .75], [0, 1].
+    expected = np.array([[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
+    for compute, dtype in ((np.float32, np.float64), (np.float64, np.float32)):
+        matrix = imageops.bilinear_matrix(2, 4, compute, dtype)
+        assert matrix.dtype == dtype and not matrix.flags.writeable  # cached: shared, so read-only
+        np.testing.assert_array_equal(matrix, expected)
+    # 4 -> 2 (no antialias): x = 0.5 and 2.5, the mean of pixels 0, 1 and of 2, 3.
+    np.testing.assert_array_equal(imageops.bilinear_matrix(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    # the rows are interpolation weights: they sum to 1 whatever the sizes
+    np.testing.assert_allclose(imageops.bilinear_matrix(37, 101).sum(1), 1.0, rtol=1e-12)
+
+
 def test_clustering_and_pseudo_label_inputs_are_pil_resized():
     image = photo(375, 500)
     expected = pil_resize(image, 256, 341)[16:240, 58:282]
     view = eval_transform(256, 224)(image)
     assert np.allclose(view, augment.normalize(expected, FINETUNE_MEAN, FINETUNE_STD))
-    from uss.stages.inference import network_input
+    from uss.data.augment import network_input
 
     assert np.allclose(network_input(image, 256), augment.normalize(pil_resize(image, 256, 341), FINETUNE_MEAN,
                                                                      FINETUNE_STD))

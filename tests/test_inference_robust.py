@@ -38,7 +38,8 @@ def _pngs(folder) -> dict:
 
 
 def test_prediction_forks_no_loader_process(setup, tmp_path, monkeypatch):
-    from uss.stages.inference import load_finetuned, predict_split
+    from uss.models.trained import load_finetuned
+    from uss.prediction import predict_split
 
     def refuse(self):
         raise AssertionError(f"a process was started during prediction: {self}")
@@ -46,10 +47,10 @@ def test_prediction_forks_no_loader_process(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(multiprocessing.Process, "start", refuse)
     model, _ = load_finetuned(setup["ckpt"])
     split = ImageNetSSplit(setup["data"], "validation")
-    summary = predict_split(model, split, str(tmp_path / "out"), short_side=64, num_workers=2, progress=False)
-    assert summary["written"] == len(split) == 18 and not summary["failed"]
-    again = predict_split(model, split, str(tmp_path / "out"), short_side=64, num_workers=2, progress=False)
-    assert again["written"] == 0 and again["skipped"] == len(split)
+    summary = predict_split(model, split, str(tmp_path / "out"), short_side=64, workers=2, progress=False)
+    assert summary.written == len(split) == 18 and not summary.failed
+    again = predict_split(model, split, str(tmp_path / "out"), short_side=64, workers=2, progress=False)
+    assert again.written == 0 and again.skipped == len(split)
 
 
 def test_killed_prediction_resumes_without_redoing_finished_images(setup, tmp_path):

@@ -98,7 +98,7 @@ def test_pixel_attention_clustering_and_sweep_are_pass_pytorch():
     assert (cluster.resize, cluster.crop, cluster.batch_size, cluster.restarts, cluster.iterations) == \
         (256, 224, 256, 30, 20)
     sweep = parse(labels_parser(), ["sweep", "--data", "d", "--pretrained", "p", "--cluster-dir", "c"] + arrays["SWEEP"])
-    from uss.stages.pseudo_labels import parse_range
+    from uss.labeling.threshold import parse_range
 
     assert sweep.short_side == 256 and parse_range(sweep.thresholds) == [i / 100 for i in range(0, 81)]
 

@@ -33,8 +33,8 @@ def setup(tmp_path_factory):
 
 
 def labeler_for(setup):
-    from uss.stages.pixel_attention import load_pixel_attention_model
-    from uss.stages.pseudo_labels import PixelLabeler, load_centroids
+    from uss.labeling.labelers import PixelLabeler, load_centroids
+    from uss.models.trained import load_pixel_attention_model
 
     return PixelLabeler(load_pixel_attention_model(setup["ckpt"]),
                         load_centroids(os.path.join(setup["cluster"], "centroids.npy")), short_side=64)
@@ -48,7 +48,7 @@ def run_generate(setup, out, *extra):
 
 
 def test_sweep_threshold_file_is_what_generation_uses(setup, tmp_path):
-    from uss.stages.pseudo_labels import apply_threshold, load_threshold
+    from uss.labeling.threshold import apply_threshold, load_threshold
 
     split = ImageNetSSplit(setup["data"], "train")
     classes, attention = labeler_for(setup)(split.load(0).image)
@@ -98,7 +98,7 @@ def test_shards_are_disjoint_and_cover_the_split(setup, tmp_path):
 
 
 def test_bad_threshold_files_are_clear_errors(tmp_path):
-    from uss.stages.pseudo_labels import load_threshold
+    from uss.labeling.threshold import load_threshold
 
     path = tmp_path / "threshold.json"
     with pytest.raises(InputError, match="not found"):
@@ -110,7 +110,7 @@ def test_bad_threshold_files_are_clear_errors(tmp_path):
 
 
 def test_sweep_writes_curve_and_choice(setup, tmp_path):
-    from uss.stages.pseudo_labels import apply_threshold, sweep
+    from uss.labeling.threshold import apply_threshold, sweep
 
     split = ImageNetSSplit(setup["data"], "validation")
     labeler = labeler_for(setup)

@@ -11,7 +11,7 @@ import pytest
 from uss.regions import defaults
 from uss.regions.superpixel import SuperpixelProposer
 from uss import options
-from uss.stages import sam_refine
+from uss.regions.cli import proposer_from_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,13 +48,13 @@ def test_superpixel_presets_parse_to_their_values(preset, expected):
     args = parse(["--proposer", "superpixel"] + words)
     assert args.superpixel_method == "felzenszwalb"
     assert (args.superpixel_scale, args.superpixel_sigma, args.superpixel_min_size) == expected
-    proposer = sam_refine.proposer_from_args(args)
+    proposer = proposer_from_args(args)
     assert (proposer.scale, proposer.sigma, proposer.min_size) == expected
 
 
 def test_cli_and_proposer_defaults_agree():
     args = parse(["--proposer", "superpixel"])
-    cli = sam_refine.proposer_from_args(args)
+    cli = proposer_from_args(args)
     plain = SuperpixelProposer()
     for key in ("method", "scale", "sigma", "min_size", "n_segments", "compactness"):
         assert getattr(cli, key) == getattr(plain, key) == defaults.SUPERPIXEL_SETTINGS[key]

@@ -102,8 +102,7 @@ def test_every_crafted_file_is_refused_by_the_sam_loader(crafted):
 def test_every_crafted_file_is_refused_by_the_weight_loaders(crafted, tmp_path):
     """--pretrained of train_2 / train_4 and --checkpoint of test.py / inference, and resume."""
     from uss.models.segmentation import build_segmentation_model, load_pretrained_backbone
-    from uss.stages.inference import load_finetuned
-    from uss.models.pass_model import load_pixel_attention_model
+    from uss.models.trained import load_finetuned, load_pixel_attention_model
     from uss.training import checkpoint
 
     files, marker = crafted

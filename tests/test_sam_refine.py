@@ -46,9 +46,8 @@ def cli(setup, *extra):
 
 
 def mask_labeler(setup, centroids_path=None, pixel_threshold=0.5):
-    from uss.stages.pixel_attention import load_pixel_attention_model
-    from uss.stages.pseudo_labels import PixelLabeler, load_centroids
-    from uss.stages.sam_refine import MaskLabeler
+    from uss.labeling.labelers import MaskLabeler, PixelLabeler, load_centroids
+    from uss.models.trained import load_pixel_attention_model
 
     centroids = load_centroids(centroids_path or os.path.join(setup["cluster"], "centroids.npy"))
     labeler = PixelLabeler(load_pixel_attention_model(setup["ckpt"]), centroids, short_side=64)
@@ -65,7 +64,7 @@ def test_superpixels_partition_and_sort_largest_first():
 
 
 def test_smaller_masks_overwrite_larger_and_uncovered_pixels_keep_pixel_labels(setup):
-    from uss.stages.sam_refine import MaskLabeler
+    from uss.labeling.labelers import MaskLabeler
 
     base = mask_labeler(setup)
     image = ImageNetSSplit(setup["data"], "train").load(0).image

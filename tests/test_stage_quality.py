@@ -79,7 +79,7 @@ def test_finetuning_on_true_masks_learns_to_segment(quality):
 
 
 def test_auto_thresholds_span_a_narrow_attention():
-    from uss.stages.pseudo_labels import attention_quantiles, parse_range
+    from uss.labeling.threshold import attention_quantiles, parse_range
 
     class Split:
         split = "validation"
@@ -127,7 +127,7 @@ class _LabelledMaps:
 def test_sweep_finds_an_inverted_attention_and_generation_follows(tmp_path):
     """An attention that is higher on the background (as a weak backbone learns it) is read the other way round:
     the sweep picks background 'above' the threshold and the labels then recover the objects."""
-    from uss.stages.pseudo_labels import apply_threshold, resolve_threshold, sweep
+    from uss.labeling.threshold import apply_threshold, resolve_threshold, sweep
 
     rng = np.random.default_rng(1)
     truths, maps = [], []

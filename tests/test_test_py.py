@@ -1,4 +1,4 @@
-"""test.py (uss.stages.test_refine): majority-vote refinement inside region masks, the all-background fallbacks
+"""test.py (uss.stages.test_refine, uss.refine): majority-vote refinement inside region masks, the all-background fallbacks
 (SAM point prompts, best superpixel), a SIGKILLed run resuming to identical files, the benchmark zip and its
 mIoU, odd input images, sharding and one-line input errors."""
 import argparse
@@ -23,9 +23,9 @@ from uss.data.toy import generate as make_toy
 from uss.errors import InputError
 from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import save_match
+from uss.prediction import enlarge_nearest, inference_size, predict_label
+from uss.refine import RefinedSegmenter, cell_centres, dominant_class, majority_vote, softmax, spread_cells
 from uss.stages import test_refine
-from uss.stages.test_refine import (RefinedSegmenter, cell_centres, dominant_class, majority_vote, softmax,
-                                    spread_cells)
 
 import jittor as jt
 
@@ -190,7 +190,7 @@ def test_superpixel_fallback_labels_the_region_with_the_highest_mean_probability
 
 def _background_model(setup):
     """The fine-tuned model with its head forced to predict background everywhere (class 2 has most mass)."""
-    from uss.stages.inference import load_finetuned
+    from uss.models.trained import load_finetuned
 
     model, _ = load_finetuned(setup["ckpt"])
     weight = model.head.conv.weight.numpy() * 0.01
@@ -227,18 +227,19 @@ def test_all_background_image_triggers_the_fallback_with_real_models(setup):
 
 
 def test_prediction_before_refinement_is_pass_inference(setup):
-    from uss.stages import inference
+    from uss.data.augment import network_input
+    from uss.models.trained import load_finetuned
 
-    model, _ = inference.load_finetuned(setup["ckpt"])
+    model, _ = load_finetuned(setup["ckpt"])
     segmenter = RefinedSegmenter(model, None, short_side=64)
     rng = np.random.default_rng(0)
     for shape in ((60, 80, 3), (1100, 1000, 3)):  # the second is above the 1000 x 1000 rule
         image = np.kron(rng.integers(0, 255, (shape[0] // 20, shape[1] // 20, 3), dtype=np.uint8),
                         np.ones((20, 20, 1), np.uint8))
         logits, prediction, work = segmenter.predict(image)
-        assert work == inference.inference_size(*shape[:2]) and logits.shape[0] == K + 1
-        expected = inference.predict_label(model, jt.array(inference.network_input(image, 64)[None]), *shape[:2])
-        np.testing.assert_array_equal(inference.enlarge_nearest(prediction, *shape[:2]), expected)
+        assert work == inference_size(*shape[:2]) and logits.shape[0] == K + 1
+        expected = predict_label(model, jt.array(network_input(image, 64)[None]), *shape[:2])
+        np.testing.assert_array_equal(enlarge_nearest(prediction, *shape[:2]), expected)
     assert work == (1000, 909)  # PASS inference.py: (max_res, int(max_res * W / H)) above 1000 x 1000 pixels
 
 

@@ -14,11 +14,11 @@ import sys
 from typing import List, Optional
 
 from uss import options
-from uss.data.label_png import LabelFileError
-from uss.data.layout import DatasetNotFoundError, load_categories, segmentation_dir
-from uss.errors import InputError
+from uss.data.layout import load_categories, segmentation_dir
+from uss.errors import InputError, one_line
 from uss.evaluation.evaluator import evaluate_folder
-from uss.evaluation.matching import MatchFileError, describe_match, save_match
+from uss.evaluation.matching import describe_match, save_match
+from uss.evaluation.predictions import choose_match
 from uss.evaluation.report import format_table, write_result_json
 
 
@@ -61,12 +61,9 @@ def run(args: argparse.Namespace) -> dict:
             categories = load_categories(args.data)
     if not gt_dir:
         raise InputError("give the GT with --gt DIR or --data ROOT [--split validation]")
-    match = args.match
-    if match is None:
-        own = os.path.join(args.pred, "match.json")
-        match = own if os.path.isfile(own) else None
-    elif match.lower() == "none":
-        match = None
+    own = os.path.join(args.pred, "match.json")
+    match = None if (args.match or "").lower() == "none" else \
+        choose_match(args.match, own if os.path.isfile(own) else None, gt_dir)
     result = evaluate_folder(args.pred, gt_dir, categories=categories, match=match,
                              workers=args.workers, progress=not args.quiet)
     if result["match"] is not None:
@@ -86,8 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (InputError, MatchFileError, LabelFileError, DatasetNotFoundError) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+    except InputError as error:  # MatchFileError, LabelFileError, DatasetNotFoundError among them
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0
 

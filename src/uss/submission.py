@@ -20,6 +20,7 @@ from typing import Dict, List, Mapping, Optional, Union
 import numpy as np
 
 from uss.atomic import atomic_open, atomic_write_bytes
+from uss.data.layout import relative_files
 from uss.data.label_png import LabelFileError, read_label_png
 from uss.errors import InputError, one_line
 from uss.evaluation.matching import load_match, unmapped_ids
@@ -43,14 +44,9 @@ def list_predictions(pred_dir: str) -> List[str]:
     if not os.path.isdir(pred_dir):
         raise SubmissionError(f"prediction folder not found: {pred_dir}")
     pngs, others = [], []
-    for directory, subdirs, files in os.walk(pred_dir):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        relative = os.path.relpath(directory, pred_dir)
-        for name in files:
-            rel = name if relative == "." else os.path.join(relative, name).replace(os.sep, "/")
-            if rel in RESERVED:
-                continue
-            (pngs if name.lower().endswith(".png") and "/" in rel else others).append(rel)
+    for rel in relative_files(pred_dir):
+        if rel not in RESERVED:
+            (pngs if rel.lower().endswith(".png") and "/" in rel else others).append(rel)
     if others:
         raise SubmissionError(f"{len(others)} unexpected files in {pred_dir} (only <class folder>/<name>.png "
                               f"is packed): {_listing(sorted(others))}")

@@ -15,6 +15,9 @@ from uss.data import imageops
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.228, 0.224, 0.225], dtype=np.float32)
+# PASS's fine-tuning / inference normalisation (torchvision's ImageNet values).
+FINETUNE_MEAN = (0.485, 0.456, 0.406)
+FINETUNE_STD = (0.229, 0.224, 0.225)
 
 
 def crop_rectangle(height: int, width: int, scale: Tuple[float, float], ratio: Tuple[float, float],
@@ -97,9 +100,10 @@ def normalize(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
-    """Resize so the shorter side is `short` pixels (PIL bilinear, torchvision's sizes; see uss.data.imageops)."""
-    return imageops.resize_short_side(image, short)
+def network_input(image: np.ndarray, short_side: int = 256) -> np.ndarray:
+    """HxWx3 uint8 -> float32 3 x h x w as PASS's evaluation transform: short side resized to `short_side` (PIL
+    bilinear, torchvision's Resize sizes: the long side truncated), normalised with torchvision's statistics."""
+    return normalize(imageops.resize_short_side(image, short_side), FINETUNE_MEAN, FINETUNE_STD)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -40,6 +40,16 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(name).startswith(".")
 
 
+def relative_files(root: str) -> List[str]:
+    """Sorted relative paths (with '/') of every file under root, hidden folders skipped."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        relative = os.path.relpath(directory, root)
+        found.extend(name if relative == "." else os.path.join(relative, name).replace(os.sep, "/") for name in files)
+    return sorted(found)
+
+
 def require_dir(path: str, what: str) -> None:
     if not os.path.isdir(path):
         raise DatasetNotFoundError(f"{what} not found: expected folder {path}; {HOW_TO_SET}")

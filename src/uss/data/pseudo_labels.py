@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence, Set, Tuple
 import numpy as np
 
 from uss.data import augment, layout
+from uss.data.augment import FINETUNE_MEAN, FINETUNE_STD
 from uss.data.imageops import resize_bilinear  # noqa: F401  (PIL bilinear, as PASS; re-exported)
 from uss.data.dataset import PLACEHOLDER
 from uss.data.image_io import ImageFileError, load_rgb
@@ -27,9 +28,6 @@ from uss.data.epochs import EpochDataset
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 
-# PASS's fine-tuning / inference normalisation (torchvision's ImageNet values).
-FINETUNE_MEAN = (0.485, 0.456, 0.406)
-FINETUNE_STD = (0.229, 0.224, 0.225)
 MAX_LISTED = 5
 
 

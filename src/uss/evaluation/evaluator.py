@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from tqdm import tqdm
 
+from uss.data.layout import relative_files
 from uss.data.label_png import IGNORE, LabelFileError, label_png_size, read_label_png
 from uss.errors import InputError
 from uss.evaluation.matching import hungarian_match, load_match, save_match, unmapped_ids
@@ -34,22 +35,11 @@ def list_names(names: Sequence[str], limit: int = MAX_LISTED) -> str:
     return shown + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _walk(root: str) -> List[str]:
-    """Sorted relative paths (with '/') of all files under root, hidden folders skipped."""
-    out = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        relative = os.path.relpath(directory, root)
-        for name in files:
-            out.append(name if relative == "." else os.path.join(relative, name).replace(os.sep, "/"))
-    return sorted(out)
-
-
 def list_gt(gt_dir: str) -> List[str]:
     """Relative paths of the GT label PNGs under gt_dir."""
     if not os.path.isdir(gt_dir):
         raise EvaluationInputError(f"GT folder not found: {gt_dir}")
-    names = [n for n in _walk(gt_dir) if n.lower().endswith(".png") and not os.path.basename(n).startswith(".")]
+    names = [n for n in relative_files(gt_dir) if n.lower().endswith(".png") and not os.path.basename(n).startswith(".")]
     if not names:
         raise EvaluationInputError(f"no GT label PNGs under {gt_dir}")
     return names
@@ -73,7 +63,7 @@ def check_inputs(pred_dir: str, gt_dir: str, names: Optional[Iterable[str]] = No
             raise EvaluationInputError(f"{len(no_gt)} listed names have no GT in {gt_dir}: {list_names(no_gt)}")
     else:
         wanted = gt_names
-    pred_files = _walk(pred_dir)
+    pred_files = relative_files(pred_dir)
     pred_set = set(pred_files)
     stray = [n for n in pred_files if n not in gt_set and n not in ALLOWED_EXTRA]
     missing = [n for n in wanted if n not in pred_set]

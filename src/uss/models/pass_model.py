@@ -18,8 +18,7 @@ from uss.models.heads import (
 )
 from uss.models.multicrop import resolution_groups
 from uss.models.pixel_attention import PixelAttentionModel
-from uss.models.resnet import backbone_options, build_resnet
-from uss.training.checkpoint import load_checkpoint, load_model_state
+from uss.models.resnet import build_resnet
 
 __all__ = ["PASSOutput", "PASSModel", "build_model", "load_pixel_attention_model", "arch_depth", "convert_pass_state_dict"]
 
@@ -145,26 +144,6 @@ def build_model(arch: str = "resnet50", stage: str = "pretrain", **kwargs: Any) 
     if stage == "pixel_attention":
         return PixelAttentionModel(depth=depth, **kwargs)
     raise ValueError(f"unknown stage {stage!r}; expected 'pretrain' or 'pixel_attention'")
-
-
-def load_pixel_attention_model(path: str) -> PixelAttentionModel:
-    """Rebuild the PixelAttentionModel a pixel-attention checkpoint was trained as, with its weights, in eval mode."""
-    from uss.models import foreign  # it imports this module
-
-    state = load_checkpoint(path)
-    saved = state.get("args", {}) if isinstance(state, dict) else {}
-    weights = foreign.tensors_of(state, path)
-    if "arch" not in saved:
-        # PASS's released *_pixelatt.pth.tar or the challenge entry's infer_pixel_attnetion_checkpoint.pth.tar:
-        # no saved arguments, PASS names; the tensors give the configuration.
-        weights = foreign.to_package_names(weights)
-        saved = foreign.pixel_attention_config(weights, path)
-        weights = foreign.keep_prefixes(weights, ("backbone.", "fbg.", "projection_head.", "prototypes."))
-    model = build_model(saved["arch"], "pixel_attention", n_prototypes=saved["nmb_prototypes"],
-                        feat_dim=saved["feat_dim"], hidden_dim=saved.get("hidden_mlp"), **backbone_options(saved))
-    load_model_state(model, weights, path)
-    model.eval()
-    return model
 
 
 _BACKBONE_KEY = re.compile(r"^(conv1|bn1|layer[1-4])\.")

@@ -7,28 +7,13 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from uss.data.imageops import bilinear_matrix
 from uss.sam.image_encoder import ImageEncoderViT
 from uss.sam.mask_decoder import MaskDecoder
 from uss.sam.prompt_encoder import PromptEncoder
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
-
-
-@lru_cache(maxsize=64)
-def bilinear_matrix(in_len: int, out_len: int) -> np.ndarray:
-    """(out_len, in_len) float64 matrix of 1-D bilinear resizing, half-pixel centres, no antialias."""
-    scale = np.float32(in_len) / np.float32(out_len)
-    src = scale * (np.arange(out_len, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
-    src = np.maximum(src, np.float32(0.0))
-    lo = np.minimum(src.astype(np.int64), in_len - 1)
-    hi = np.minimum(lo + 1, in_len - 1)
-    frac = (src - lo.astype(np.float32)).astype(np.float64)
-    mat = np.zeros((out_len, in_len), dtype=np.float64)
-    rows = np.arange(out_len)
-    np.add.at(mat, (rows, lo), 1.0 - frac)
-    np.add.at(mat, (rows, hi), frac)
-    return mat
 
 
 @lru_cache(maxsize=64)

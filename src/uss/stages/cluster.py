@@ -22,7 +22,8 @@ from uss import distributed, options
 from uss.atomic import atomic_open, atomic_write_json, atomic_write_text
 from uss.data import augment, layout
 from uss.data.dataset import BadFileGuard, ImageDataset
-from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD
+from uss.data.augment import FINETUNE_MEAN, FINETUNE_STD
+from uss.data.imageops import resize_short_side
 from uss.data.split import ImageNetSSplit
 from uss.training import runner
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def eval_transform(resize: int, crop: int):
     """PASS cluster.py's view: Resize(resize) (PIL bilinear), CenterCrop(crop), normalise (std 0.229 there)."""
     def transform(image: np.ndarray) -> np.ndarray:
-        view = augment.center_crop(augment.resize_short_side(image, resize), crop)
+        view = augment.center_crop(resize_short_side(image, resize), crop)
         return augment.normalize(view, FINETUNE_MEAN, FINETUNE_STD)
     return transform
 
@@ -143,7 +144,7 @@ def clustering_scores(labels: np.ndarray, classes: np.ndarray, k: int) -> dict:
 
 def run(args: argparse.Namespace) -> str:
     """Embed, cluster and score; returns the centroids path. Skips what is complete."""
-    from uss.models.pass_model import load_pixel_attention_model
+    from uss.models.trained import load_pixel_attention_model
 
     runner.setup_device()
     log = runner.StageLog("cluster", args.dump_path)

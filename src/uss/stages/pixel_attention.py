@@ -6,7 +6,6 @@ from typing import List, Optional
 from uss import options
 from uss.losses.objectives import attention_objective
 from uss.models import build_model
-from uss.models.pass_model import load_pixel_attention_model  # noqa: F401  (its old home; callers move to models)
 from uss.models.resnet import backbone_options
 from uss.training import runner
 from uss.training.checkpoint import load_pretrained

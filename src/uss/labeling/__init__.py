@@ -1,0 +1,1 @@
+"""Pseudo labels: the per-pixel and per-mask labelers and the background threshold (sweep, storage, use)."""
