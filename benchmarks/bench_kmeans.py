@@ -36,7 +36,7 @@ path, method, k, restarts, iterations = sys.argv[1], sys.argv[2], int(sys.argv[3
 x = np.load(path, mmap_mode="r")
 start = time.perf_counter()
 if method == "faiss":
-    from uss.stages.cluster import kmeans
+    from uss.clustering import kmeans
     centroids, labels, objective = kmeans(x, k, restarts, iterations, seed=31)
 elif method == "sklearn-kmeans":
     from sklearn.cluster import KMeans

@@ -9,7 +9,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from uss.stages.cluster import build_parser, kmeans
+from uss.clustering import kmeans
+from uss.stages.cluster import build_parser
 
 
 def blobs(n_per=200, k=6, dim=16, spread=0.05, seed=0):
@@ -62,7 +63,7 @@ def test_memory_mapped_input_gives_the_in_memory_result(tmp_path):
 
 SCRIPT = """
 import sys, numpy as np
-from uss.stages.cluster import kmeans
+from uss.clustering import kmeans
 rng = np.random.default_rng(0)
 x = rng.standard_normal((3000, 32)).astype(np.float32)
 x /= np.linalg.norm(x, axis=1, keepdims=True)

@@ -8,7 +8,7 @@ from PIL import Image
 from uss.data import augment, imageops
 from uss.data.multicrop import MultiCropDataset
 from uss.data.pseudo_labels import FINETUNE_MEAN, FINETUNE_STD, paired_crop_flip
-from uss.stages.cluster import eval_transform
+from uss.clustering import eval_transform
 
 
 def photo(height=375, width=500, seed=0):
