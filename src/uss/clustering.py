@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from uss import distributed
+from uss.atomic import atomic_write_text
 from uss.data import augment
 from uss.data.dataset import BadFileGuard, ImageDataset
 from uss.data.augment import FINETUNE_MEAN, FINETUNE_STD

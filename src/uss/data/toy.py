@@ -25,7 +25,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Sequence, Tuple

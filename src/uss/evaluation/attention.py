@@ -1,5 +1,5 @@
 """How well an attention map separates objects from background, independent of any threshold."""
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict
 
 import numpy as np
 from sklearn.metrics import roc_auc_score

@@ -24,7 +24,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from uss.atomic import atomic_write_json
-from uss.data.label_png import IGNORE
 from uss.errors import InputError
 
 

@@ -20,7 +20,7 @@ from uss.models.multicrop import resolution_groups
 from uss.models.pixel_attention import PixelAttentionModel
 from uss.models.resnet import build_resnet
 
-__all__ = ["PASSOutput", "PASSModel", "build_model", "load_pixel_attention_model", "arch_depth", "convert_pass_state_dict"]
+__all__ = ["PASSOutput", "PASSModel", "build_model", "arch_depth", "convert_pass_state_dict"]
 
 
 class PASSOutput(NamedTuple):
