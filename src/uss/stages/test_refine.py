@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     """test.py's arguments (data, prediction, shard and region-proposer options from uss.options)."""
     parser = argparse.ArgumentParser(
         prog="python test.py", description="Fine-tuned model + region-mask refinement -> label PNGs, match.json, "
-        "evaluation and the benchmark zip (method: see src/uss/stages/test_refine.py).", parents=[
+        "evaluation and the benchmark zip (method: see src/uss/refine.py).", parents=[
             options.dataset("validation", required=False, default=DEFAULT_DATA, mode_alias=True,
                             split_help="split folder to segment: validation, test, testA, testB or any other folder "
                                        "of --data (default: validation; --mode is the same option)"),
