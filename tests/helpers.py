@@ -25,3 +25,34 @@ def kill_after_files(command: Sequence[str], out: str, needed: int) -> int:
     done = subprocess.run([sys.executable, "-c", KILL_AFTER_FILES, str(out), str(needed), *command],
                           check=True, capture_output=True, text=True)
     return int(done.stdout.strip())
+
+
+def random_finetuned_checkpoint(dump: str, num_classes: int, head: str = "linear") -> str:
+    """A seeded, randomly initialised ResNet-18 segmentation model saved as <dump>/checkpoint.safetensors, as
+    fine-tuning saves it (what inference and test.py load); returns its path."""
+    import argparse
+
+    from uss.models.segmentation import build_segmentation_model
+    from uss.training import runner
+    from uss.training.checkpoint import checkpoint_path, save_training_state
+
+    runner.seed_everything(0)
+    save_training_state(dump, 1, build_segmentation_model("resnet18", num_classes, head), None,
+                        argparse.Namespace(arch="resnet18", head=head, num_classes=num_classes))
+    return checkpoint_path(dump)
+
+
+def random_pixel_attention_checkpoint(dump: str) -> str:
+    """A seeded, randomly initialised ResNet-18 pixel-attention model (8 prototypes, 16-d, hidden 32) saved as
+    <dump>/checkpoint.safetensors, as the pixel-attention stage saves it; returns its path."""
+    import argparse
+
+    from uss.models import build_model
+    from uss.training import runner
+    from uss.training.checkpoint import checkpoint_path, save_training_state
+
+    runner.seed_everything(0)
+    model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
+    save_training_state(dump, 1, model, None,
+                        argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
+    return checkpoint_path(dump)

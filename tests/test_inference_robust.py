@@ -1,16 +1,14 @@
 """The prediction path cannot be taken down by its loader: images are decoded by threads of the predicting
 process (nothing is forked from a process running jittor), and a run killed part-way resumes without redoing
 the finished images."""
-import argparse
 import multiprocessing
 import os
 import signal
 import sys
 
-import numpy as np
 import pytest
 
-from helpers import kill_after_files
+from helpers import kill_after_files, random_finetuned_checkpoint
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
 
@@ -19,17 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from uss.models.segmentation import build_segmentation_model
-    from uss.training import runner
-    from uss.training.checkpoint import save_training_state
-
     base = tmp_path_factory.mktemp("inference")
     data = str(base / "toy")
     make_toy(data, classes=3, size=64, train_per_class=1, val_per_class=6, test_per_class=1, progress=False)
-    runner.seed_everything(0)
-    save_training_state(str(base / "ft"), 1, build_segmentation_model("resnet18", 3), None,
-                        argparse.Namespace(arch="resnet18", head="linear", num_classes=3))
-    return {"data": data, "ckpt": str(base / "ft" / "checkpoint.safetensors")}
+    return {"data": data, "ckpt": random_finetuned_checkpoint(str(base / "ft"), 3)}
 
 
 def _pngs(folder) -> dict:

@@ -1,11 +1,11 @@
 """Per-pixel pseudo labels: the sweep's threshold really reaches generation, resumability, sharding."""
-import argparse
 import json
 import os
 
 import numpy as np
 import pytest
 
+from helpers import random_pixel_attention_checkpoint
 from uss.data.label_png import read_label_png, write_label_png
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
@@ -15,21 +15,14 @@ from uss.errors import InputError
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny demo dataset, a randomly initialised pixel-attention checkpoint and random centroids."""
-    from uss.models import build_model
-    from uss.training import runner
-    from uss.training.checkpoint import save_training_state
-
     root = tmp_path_factory.mktemp("pseudo")
     data = str(root / "toy")
     make_toy(data, classes=3, size=64, train_per_class=3, val_per_class=2, test_per_class=1, progress=False)
-    runner.seed_everything(0)
-    model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
-    args = argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32)
-    save_training_state(str(root / "pa"), 1, model, None, args)
+    ckpt = random_pixel_attention_checkpoint(str(root / "pa"))
     cluster = root / "cluster"
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(0).normal(size=(3, 512)).astype(np.float32))
-    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.safetensors"), "cluster": str(cluster), "root": root}
+    return {"data": data, "ckpt": ckpt, "cluster": str(cluster), "root": root}
 
 
 def labeler_for(setup):

@@ -1,6 +1,5 @@
 """Mask-based pseudo labels (sam_refine.py): masks override pixels by area order, the given centroids and
 thresholds are the ones used, and an interrupted run resumes to the same files."""
-import argparse
 import json
 import os
 import signal
@@ -10,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import kill_after_files
+from helpers import kill_after_files, random_pixel_attention_checkpoint
 from uss.data.label_png import read_label_png
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
@@ -22,22 +21,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from uss.models import build_model
-    from uss.training import runner
-    from uss.training.checkpoint import save_training_state
-
     root = tmp_path_factory.mktemp("refine")
     data = str(root / "toy")
     make_toy(data, classes=3, size=64, train_per_class=4, val_per_class=2, test_per_class=1, progress=False)
-    runner.seed_everything(0)
-    model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
-    save_training_state(str(root / "pa"), 1, model, None,
-                        argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
+    ckpt = random_pixel_attention_checkpoint(str(root / "pa"))
     cluster = root / "cluster"
     os.makedirs(cluster)
     np.save(cluster / "centroids.npy", np.random.default_rng(1).normal(size=(3, 512)).astype(np.float32))
     (cluster / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
-    return {"data": data, "ckpt": str(root / "pa" / "checkpoint.safetensors"), "cluster": str(cluster), "root": root}
+    return {"data": data, "ckpt": ckpt, "cluster": str(cluster), "root": root}
 
 
 def cli(setup, *extra):

@@ -1,7 +1,6 @@
 """test.py (uss.stages.test_refine, uss.refine): majority-vote refinement inside region masks, the all-background fallbacks
 (SAM point prompts, best superpixel), a SIGKILLed run resuming to identical files, the benchmark zip and its
 mIoU, odd input images, sharding and one-line input errors."""
-import argparse
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import kill_after_files
+from helpers import kill_after_files, random_finetuned_checkpoint
 from uss.data import layout
 from uss.data.label_png import read_label_png, write_label_png
 from uss.data.split import ImageNetSSplit
@@ -39,18 +38,12 @@ SUPERPIXEL = ["--proposer", "superpixel", "--superpixel-scale", "50", "--short-s
 def setup(tmp_path_factory):
     """Toy dataset (3 classes, 64 px, 9 validation + 6 test images with GT), a randomly initialised fine-tuned
     checkpoint (saved as main_pixel_finetuning.py does) and random vit_tiny SAM weights."""
-    from uss.models.segmentation import build_segmentation_model
     from uss.sam import build_sam
-    from uss.training import runner
-    from uss.training.checkpoint import save_training_state
 
     base = tmp_path_factory.mktemp("test_py")
     data = str(base / "toy")
     make_toy(data, classes=K, size=64, train_per_class=1, val_per_class=3, test_per_class=2, progress=False)
-    runner.seed_everything(0)
-    model = build_segmentation_model("resnet18", K, "linear")
-    save_training_state(str(base / "ft"), 1, model, None,
-                        argparse.Namespace(arch="resnet18", head="linear", num_classes=K))
+    random_finetuned_checkpoint(str(base / "ft"), K)
     jt.set_global_seed(0)
     sam = str(base / "sam_vit_tiny.pth")
     jt.save(build_sam("vit_tiny").state_dict(), sam)
@@ -436,14 +429,7 @@ def test_missing_inputs_are_one_line_errors(setup, tmp_path):
 
 
 def test_upernet_checkpoint_runs_through_test_py(setup, tmp_path):
-    from uss.models.segmentation import build_segmentation_model
-    from uss.training import runner
-    from uss.training.checkpoint import save_training_state
-
-    runner.seed_everything(0)
-    model = build_segmentation_model("resnet18", K, "upernet")
-    save_training_state(str(tmp_path / "ft"), 1, model, None, argparse.Namespace(arch="resnet18", head="upernet",
-                                                                                  num_classes=K))
+    random_finetuned_checkpoint(str(tmp_path / "ft"), K, "upernet")
     out = tmp_path / "out"
     argv = ["--data", setup["data"], "--checkpoint", str(tmp_path / "ft" / "checkpoint.safetensors"), "--out", str(out),
             *SUPERPIXEL, "--shard", "0/9"]

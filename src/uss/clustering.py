@@ -5,9 +5,7 @@ batches; MPI ranks fill disjoint rows), so memory stays bounded on 1.2 M images.
 as PASS's cluster/kmeans.py runs it: full Lloyd iterations on every embedding (max_points_per_centroid
 10^7, so no subsampling), --restarts runs of --iterations (PASS: 30 x 20) keeping the lowest objective,
 seeded (PASS drew a random seed), read straight from the memory map; on a GPU build of faiss the
-distance search runs on the GPU. Outputs: centroids.npy (K x C), cluster_labels.txt
-(name and cluster id per image) and cluster.json (settings, and NMI / matched accuracy when the
-folder names are classes, as in ImageNet-S and the demo dataset).
+distance search runs on the GPU.
 """
 import argparse
 import os

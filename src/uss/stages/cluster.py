@@ -1,13 +1,9 @@
-"""Clustering: attention-pooled, L2-normalised embeddings of every training image, then k-means.
+"""The clustering stage: attention-pooled, L2-normalised embeddings of every training image, then k-means
+(uss.clustering: memory-mapped embeddings, faiss k-means as PASS's cluster/kmeans.py runs it).
 
-Embeddings stream into <dump>/embeddings.npy (a memory-mapped float32 N x C file written by
-batches; MPI ranks fill disjoint rows), so memory stays bounded on 1.2 M images. k-means is faiss's,
-as PASS's cluster/kmeans.py runs it: full Lloyd iterations on every embedding (max_points_per_centroid
-10^7, so no subsampling), --restarts runs of --iterations (PASS: 30 x 20) keeping the lowest objective,
-seeded (PASS drew a random seed), read straight from the memory map; on a GPU build of faiss the
-distance search runs on the GPU. Outputs: centroids.npy (K x C), cluster_labels.txt
-(name and cluster id per image) and cluster.json (settings, and NMI / matched accuracy when the
-folder names are classes, as in ImageNet-S and the demo dataset).
+Outputs in --dump-path: embeddings.npy, centroids.npy (K x C), cluster_labels.txt (name and cluster id per
+image) and cluster.json (settings, and NMI / matched accuracy when the folder names are classes, as in
+ImageNet-S and the demo dataset). A folder holding centroids.npy and cluster.json is complete and skipped.
 """
 import argparse
 import os
