@@ -1,4 +1,7 @@
-"""Helpers shared by tests that run the command-line stages as subprocesses."""
+"""Helpers shared by tests: running the command-line stages as subprocesses, stand-in checkpoints, and the
+shell scripts' preset values."""
+import os
+import re
 import subprocess
 import sys
 from typing import Sequence
@@ -17,6 +20,30 @@ while time.time() < deadline and process.poll() is None:
     time.sleep(0.02)
 print(process.wait())
 """
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def preset_block(script: str, preset: str) -> str:
+    """The text of the demo (`then`) or paper (`else`) branch of the script's `if [ "$PRESET" = demo ]` block."""
+    text = open(os.path.join(ROOT, script)).read()
+    match = re.search(r'if \[ "\$PRESET" = demo \]; then\n(.*?)\nelse\n(.*?)\nfi\n', text, re.S)
+    assert match, f"{script}: no preset block"
+    return match.group({"demo": 1, "paper": 2}[preset])
+
+
+def preset_arrays(script: str, preset: str, *names: str) -> dict:
+    """{array name: list of words} as bash evaluates that preset's block."""
+    printer = "; ".join(f'printf "%s\\0" "{name}" "${{#{name}[@]}}" "${{{name}[@]}}"' for name in names)
+    done = subprocess.run(["bash", "-c", preset_block(script, preset) + "\n" + printer], capture_output=True,
+                          text=True, check=True, env={"PATH": os.environ["PATH"]})
+    words = done.stdout.split("\0")[:-1]
+    out, i = {}, 0
+    while i < len(words):
+        name, count = words[i], int(words[i + 1])
+        out[name] = words[i + 2:i + 2 + count]
+        i += 2 + count
+    return out
 
 
 def kill_after_files(command: Sequence[str], out: str, needed: int) -> int:

@@ -3,8 +3,6 @@ folder (Jittor pickles), SwAV's and DINO's torchvision ResNet-50s, the official 
 built here with the key names, prefixes and shapes of the public code that writes it (torchvision's ResNet,
 LUSSeg/PASS src/resnet.py, the challenge entry's src/resnet_uppernet50.py + mmseg UPerHead, SwAV's hub model),
 not from this package's models; random values."""
-import argparse
-import os
 
 import jittor as jt
 import numpy as np

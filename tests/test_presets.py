@@ -2,34 +2,12 @@
 own argparse, are one published recipe (PASS's PyTorch one: LARC 0.001 at a global batch of 256; PASS's ResNet-50
 recipe for ResNet-50; mmsegmentation's UPerNet schedule), and each block cites the file its values come from."""
 import os
-import re
-import subprocess
 
 import pytest
 
+from helpers import preset_arrays, preset_block
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def paper_block(script: str) -> str:
-    """The text of the paper (`else`) branch of the script's `if [ "$PRESET" = demo ]` block."""
-    text = open(os.path.join(ROOT, script)).read()
-    match = re.search(r'if \[ "\$PRESET" = demo \]; then\n(.*?)\nelse\n(.*?)\nfi\n', text, re.S)
-    assert match, f"{script}: no preset block"
-    return match.group(2)
-
-
-def paper_arrays(script: str, *names: str) -> dict:
-    """{array name: list of words} as bash evaluates the paper block."""
-    printer = "; ".join(f'printf "%s\\0" "{name}" "${{#{name}[@]}}" "${{{name}[@]}}"' for name in names)
-    done = subprocess.run(["bash", "-c", paper_block(script) + "\n" + printer], capture_output=True, text=True,
-                          check=True, env={"PATH": os.environ["PATH"]})
-    words = done.stdout.split("\0")[:-1]
-    out, i = {}, 0
-    while i < len(words):
-        name, count = words[i], int(words[i + 1])
-        out[name] = words[i + 2:i + 2 + count]
-        i += 2 + count
-    return out
 
 
 REQUIRED = ["--data", "d", "--dump-path", "o"]
@@ -49,10 +27,10 @@ def pass_pytorch_optimisation(args, batch=256):
 def test_pretraining_is_pass_pytorch_r18_s50_and_pass_r50():
     from uss.stages.pretrain import build_parser
 
-    block = paper_block("train_1.sh")
+    block = preset_block("train_1.sh", "paper")
     for source in ("main:scripts/luss50_pass.sh", "main:scripts/luss300_pass.sh", "main:main_pretrain.py"):
         assert source in block
-    arrays = paper_arrays("train_1.sh", "COMMON", "R18", "R50")
+    arrays = preset_arrays("train_1.sh", "paper", "COMMON", "R18", "R50")
     r18 = parse(build_parser(), REQUIRED + arrays["COMMON"] + arrays["R18"])
     r50 = parse(build_parser(), REQUIRED + arrays["COMMON"] + arrays["R50"])
     for args in (r18, r50):
@@ -77,11 +55,11 @@ def test_pixel_attention_clustering_and_sweep_are_pass_pytorch():
     from uss.stages.pixel_attention import build_parser
     from uss.stages.pseudo_labels import build_parser as labels_parser
 
-    block = paper_block("train_2.sh")
+    block = preset_block("train_2.sh", "paper")
     for source in ("main:scripts/luss50_pass.sh", "main:scripts/luss300_pass.sh", "main:main_pixel_attention.py",
                    "main:cluster.py", "main:inference_pixel_attention.py"):
         assert source in block
-    arrays = paper_arrays("train_2.sh", "ATTENTION", "R18", "R50", "CLUSTER", "SWEEP")
+    arrays = preset_arrays("train_2.sh", "paper", "ATTENTION", "R18", "R50", "CLUSTER", "SWEEP")
     extra = REQUIRED + ["--pretrained", "p"]
     r18 = parse(build_parser(), extra + arrays["ATTENTION"] + arrays["R18"])
     r50 = parse(build_parser(), extra + arrays["ATTENTION"] + arrays["R50"])
@@ -106,9 +84,9 @@ def test_pixel_attention_clustering_and_sweep_are_pass_pytorch():
 def test_linear_head_is_pass_pytorch():
     from uss.stages.finetune import build_parser
 
-    block = paper_block("scripts/linear_head_row.sh")
+    block = preset_block("scripts/linear_head_row.sh", "paper")
     assert "main:scripts/luss50_pass.sh" in block and "main:main_pixel_finetuning.py" in block
-    arrays = paper_arrays("scripts/linear_head_row.sh", "LABELS", "FINETUNE", "INFER")
+    arrays = preset_arrays("scripts/linear_head_row.sh", "paper", "LABELS", "FINETUNE", "INFER")
     args = parse(build_parser(), REQUIRED + ["--pseudo-labels", "l", "--pretrained", "p"] + arrays["FINETUNE"])
     pass_pytorch_optimisation(args)
     assert (args.arch, args.head, args.epochs, args.base_lr, args.final_lr) == ("resnet18", "linear", 20, 0.6, 0.0006)
@@ -120,10 +98,10 @@ def test_linear_head_is_pass_pytorch():
 def test_upernet_is_mmsegmentations_80k_schedule_adapted():
     from uss.stages.finetune import build_parser
 
-    block = paper_block("train_4.sh")
+    block = preset_block("train_4.sh", "paper")
     assert "configs/upernet/upernet_r50_512x512_80k_ade20k.py" in block
     assert "configs/_base_/schedules/schedule_80k.py" in block
-    arrays = paper_arrays("train_4.sh", "FINETUNE", "TEST")
+    arrays = preset_arrays("train_4.sh", "paper", "FINETUNE", "TEST")
     args = parse(build_parser(), REQUIRED + ["--pseudo-labels", "l", "--pretrained", "p"] + arrays["FINETUNE"])
     assert (args.arch, args.head) == ("resnet50", "upernet")
     # configs/_base_/models/upernet_r50.py: UPerHead channels 512, pool_scales (1, 2, 3, 6), dropout_ratio 0.1
@@ -142,5 +120,5 @@ def test_upernet_is_mmsegmentations_80k_schedule_adapted():
                                     "scripts/linear_head_row.sh"])
 def test_every_paper_block_keeps_the_global_batch_convention(script):
     # --batch-size is the global batch everywhere (scripts/common.sh, README): no per-rank arithmetic in the presets.
-    block = paper_block(script)
+    block = preset_block(script, "paper")
     assert "NGPU" not in block and "$((" not in block

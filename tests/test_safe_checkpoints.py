@@ -5,7 +5,6 @@ files still load, weights-only."""
 import argparse
 import builtins
 import hashlib
-import json
 import os
 import pickle
 import subprocess
