@@ -35,9 +35,10 @@ $PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/m
 
 timed "train_1 (pretraining)" bash train_1.sh
 timed "train_2 (attention, k-means, sweep)" bash train_2.sh
-timed "rows: the pseudo labels themselves, and inside the true foreground" bash scripts/label_rows.sh
+timed "rows: the per-pixel pseudo labels themselves, and inside the true foreground" bash scripts/label_rows.sh pixel
 timed "row: PASS baseline (per-pixel labels, 1x1 head)" bash scripts/linear_head_row.sh pixel
 timed "train_3 (mask labels)" bash train_3.sh
+timed "row: the mask pseudo labels themselves" bash scripts/label_rows.sh mask
 timed "row: + mask labels (1x1 head)" bash scripts/linear_head_row.sh mask
 timed "train_4 (UPerNet, test.py)" bash train_4.sh
 # The same UPerNet checkpoint as train_4.sh's test.py, predicted without the test-time mask refinement.
@@ -55,6 +56,7 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "+ UPerNet (mask labels)" "$RUNS/rows/upernet" \
     --row "+ test-time mask refinement (test.py): the final result" "$RUNS/test_py" \
     --row "diagnostic: the per-pixel pseudo labels themselves" "$RUNS/rows/labels" \
+    --row "diagnostic: the mask pseudo labels themselves" "$RUNS/rows/labels_mask" \
     --row "ceiling (uses true masks): pseudo labels inside the true foreground" "$RUNS/rows/labels_true_fg" \
     --row "ceiling (uses true masks): final recipe fine-tuned on the true train masks" "$RUNS/test_py_true_masks"
 $PY -m uss.report --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \

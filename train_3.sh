@@ -20,20 +20,12 @@ else
   # the range PASS sweeps its pixel threshold (main:scripts/luss50_pass.sh: evaluator.py --min 0 --max 80).
   LABELS=(--short-side 256 --thresholds 0:0.80:0.01)
 fi
-SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
-SAM_TYPE=${SAM_TYPE:-vit_b}
-# Region settings, defined once in src/uss/regions/defaults.py (python -m uss.regions sam | superpixel demo|paper
-# prints them): SAM's generator as the challenge entry ran it; superpixels as this project's stand-in for SAM masks.
-# shellcheck disable=SC2207
-SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" $("$PY" -m uss.regions sam))
-# shellcheck disable=SC2207
-SUPERPIXEL=($("$PY" -m uss.regions superpixel "$PRESET"))
+# Region settings and the SAM checkpoint (SAM_CHECKPOINT, SAM_TYPE): scripts/common.sh's region_options, from
+# src/uss/regions/defaults.py.
 # ----------------------------------------------------------------------------------------------
 
-if [ "$PROPOSER" = sam ]; then
-  REGIONS=(--proposer sam "${SAM[@]}")
-else
-  REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}")
+region_options
+if [ "$PROPOSER" != sam ]; then
   echo "note: regions come from superpixels, standing in for SAM masks (PROPOSER=sam needs $SAM_CHECKPOINT)"
 fi
 dir=$RUNS/r18

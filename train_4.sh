@@ -42,17 +42,11 @@ else
   TEST=(--short-side 256 --max-pixels 1000000)
   TEST_SPLIT=${TEST_SPLIT:-test}
 fi
-SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
-SAM_TYPE=${SAM_TYPE:-vit_b}
-# Region settings, defined once in src/uss/regions/defaults.py (python -m uss.regions sam | superpixel demo|paper
-# prints them): SAM's generator as the challenge entry ran it; superpixels as this project's stand-in for SAM masks.
-# shellcheck disable=SC2207
-SAM=(--sam-checkpoint "$SAM_CHECKPOINT" --sam-model-type "$SAM_TYPE" $("$PY" -m uss.regions sam))
-# shellcheck disable=SC2207
-SUPERPIXEL=($("$PY" -m uss.regions superpixel "$PRESET"))
+# Region settings and the SAM checkpoint (SAM_CHECKPOINT, SAM_TYPE): scripts/common.sh's region_options, from
+# src/uss/regions/defaults.py.
 # ----------------------------------------------------------------------------------------------
 
-if [ "$PROPOSER" = sam ]; then REGIONS=(--proposer sam "${SAM[@]}"); else REGIONS=(--proposer superpixel "${SUPERPIXEL[@]}"); fi
+region_options
 LABELS=${LABELS:-$RUNS/r18/pseudo_labels_mask}
 TAG=${TAG:-}
 tuned=$RUNS/$UPERNET_ARCH/finetune_upernet$TAG

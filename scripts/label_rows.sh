@@ -1,31 +1,51 @@
 #!/usr/bin/env bash
 # Results-table rows that score the ResNet-18 pseudo labels themselves on validation and test (no training):
-#   $RUNS/rows/labels           the labels as the pipeline makes them (pixel attention above the swept threshold,
-#                               nearest k-means centroid) -- what fine-tuning learns from
+#   $RUNS/rows/labels           the per-pixel labels as the pipeline makes them (pixel attention above the swept
+#                               threshold, nearest k-means centroid) -- what the PASS baseline learns from
 #   $RUNS/rows/labels_true_fg   ceiling: the same cluster ids inside the TRUE foreground (ground-truth masks)
-# Their gap is what the attention / threshold loses; the second row's distance from 100 is what the clustering
-# loses. Needs train_2.sh. Same DATA / RUNS as train_*.sh; rerunning continues.
+#   $RUNS/rows/labels_mask      the mask labels of train_3.sh (its regions, its swept threshold) -- what the
+#                               mask-label rows learn from
+# The first two rows' gap is what the attention / threshold loses; the second row's distance from 100 is what the
+# clustering loses; a head row below the labels it learnt from is what fine-tuning loses. Needs train_2.sh (and
+# train_3.sh's mask sweep for the last row: `bash scripts/label_rows.sh mask`). Same DATA / RUNS / PROPOSER as
+# train_*.sh; rerunning continues.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 if [ "$PRESET" = demo ]; then
   LABELS=(--short-side 64)
+  PROPOSER=${PROPOSER:-superpixel}  # as train_3.sh
 else
   LABELS=(--short-side 256)  # PASS: labels at short side 256
+  PROPOSER=${PROPOSER:-sam}
 fi
 # ----------------------------------------------------------------------------------------------
 
+KIND=${1:-pixel}
+case "$KIND" in pixel) ROWS=(attention oracle) ;; mask) ROWS=(mask) ;;
+  *) echo "error: scripts/label_rows.sh takes 'pixel' or 'mask', got '$KIND'" >&2; exit 2 ;; esac
+region_options
+
 dir=$RUNS/r18
-for foreground in attention oracle; do
-  if [ $foreground = attention ]; then row=$RUNS/rows/labels; else row=$RUNS/rows/labels_true_fg; fi
-  stage "pseudo labels on validation and test ($foreground foreground) -> $row"
+score() {  # score ROW: evaluate ROW/validation (Hungarian match) and ROW/test (that match)
+  "$PY" -m uss.evaluate --data "$DATA" --split validation --pred "$1/validation" --match auto \
+      --save-match "$1/match.json" --out "$1/validation.json" --quiet --no-per-class
+  "$PY" -m uss.evaluate --data "$DATA" --split test --pred "$1/test" --match "$1/match.json" \
+      --out "$1/test.json" --quiet --no-per-class
+}
+for source in "${ROWS[@]}"; do
+  case $source in attention) row=$RUNS/rows/labels ;; oracle) row=$RUNS/rows/labels_true_fg ;;
+    mask) row=$RUNS/rows/labels_mask ;; esac
+  stage "pseudo labels on validation and test ($source) -> $row"
   for split in validation test; do
-    "$PY" pseudo_labels.py generate --data "$DATA" --split $split --foreground $foreground \
-        --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$row/$split" \
-        "${LABELS[@]}"
+    if [ $source = mask ]; then
+      "$PY" sam_refine.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
+          --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" --out "$row/$split" "${REGIONS[@]}" "${LABELS[@]}"
+    else
+      "$PY" pseudo_labels.py generate --data "$DATA" --split $split --foreground $source \
+          --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$row/$split" \
+          "${LABELS[@]}"
+    fi
   done
-  "$PY" -m uss.evaluate --data "$DATA" --split validation --pred "$row/validation" --match auto \
-      --save-match "$row/match.json" --out "$row/validation.json" --quiet --no-per-class
-  "$PY" -m uss.evaluate --data "$DATA" --split test --pred "$row/test" --match "$row/match.json" \
-      --out "$row/test.json" --quiet --no-per-class
+  score "$row"
 done

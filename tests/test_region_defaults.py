@@ -67,10 +67,15 @@ def test_unknown_preset_is_refused():
         defaults.main(["superpixel", "fast"])
 
 
-@pytest.mark.parametrize("script", ["train_3.sh", "train_4.sh"])
+def test_region_options_take_the_settings_from_the_library():
+    text = open(os.path.join(ROOT, "scripts", "common.sh")).read()
+    assert '"$PY" -m uss.regions sam' in text and '"$PY" -m uss.regions superpixel "$PRESET"' in text
+
+
+@pytest.mark.parametrize("script", ["train_3.sh", "train_4.sh", "scripts/label_rows.sh"])
 def test_scripts_take_the_region_settings_from_the_library(script):
     text = open(os.path.join(ROOT, script)).read()
-    assert '"$PY" -m uss.regions sam' in text and '"$PY" -m uss.regions superpixel "$PRESET"' in text
+    assert "\nregion_options\n" in text, f"{script} does not call common.sh's region_options"
     written = re.findall(r"--(?:points-per-side|pred-iou-thresh|stability-score-thresh|crop-n-layers|"
                          r"min-mask-region-area|superpixel-[a-z-]+)\b", text)
     assert not written, f"{script} writes region settings itself: {written}"

@@ -120,6 +120,7 @@ def separable_attention(tmp_path_factory):
 
     from uss.losses.objectives import attention_objective
     from uss.models import build_model
+    from uss.models.resnet import backbone_options
     from uss.stages import pixel_attention
     from uss.training import runner
     from uss.training.optim import build_optimizer, set_lr
@@ -131,13 +132,14 @@ def separable_attention(tmp_path_factory):
         def execute(self, x):
             return [x]
 
-    preset = preset_arrays("train_2.sh", "demo", "ATTENTION", "R18")
+    preset = preset_arrays("train_2.sh", "demo", "BACKBONE", "ATTENTION", "R18")
     args = pixel_attention.build_parser().parse_args(
         ["--data", "-", "--pretrained", "-", "--dump-path", str(tmp_path_factory.mktemp("attention")),
-         *preset["ATTENTION"], *preset["R18"], "--batch-size", "16"])  # batch 32 would double the test's time
+         "--arch", "resnet18", *preset["BACKBONE"], *preset["ATTENTION"], *preset["R18"],
+         "--batch-size", "16"])  # batch 32 would double the test's time
     runner.seed_everything(0)
-    model = build_model("resnet18", "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, width=0.25, stem="small")
+    model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
+                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
     assert model.backbone.out_channels[-1] == SeparableFeatures.CHANNELS
     model.backbone = GivenFeatures()
     model.freeze_pretrained()
