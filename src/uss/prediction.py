@@ -64,13 +64,19 @@ def upsample_argmax(logits: jt.Var, height: int, width: int, chunk_elements: int
     return out
 
 
+def predict_working_label(model: SegmentationModel, image_input: jt.Var, height: int, width: int,
+                          max_pixels: Optional[int] = MAX_PIXELS) -> Tuple[jt.Var, np.ndarray]:
+    """(logits 1 x C x h x w, label map at the working size `inference_size(height, width, max_pixels)`) of one
+    normalised network input (1 x 3 x h x w) of an image of height x width."""
+    with jt.no_grad():
+        logits = model(image_input)
+        return logits, upsample_argmax(logits, *inference_size(height, width, max_pixels))
+
+
 def predict_label(model: SegmentationModel, image_input: jt.Var, height: int, width: int,
                   max_pixels: Optional[int] = MAX_PIXELS) -> np.ndarray:
     """Label map (height x width int32) of one normalised network input (1 x 3 x h x w)."""
-    with jt.no_grad():
-        logits = model(image_input)
-    work_h, work_w = inference_size(height, width, max_pixels)
-    label = upsample_argmax(logits, work_h, work_w)
+    _, label = predict_working_label(model, image_input, height, width, max_pixels)
     return enlarge_nearest(label, height, width)
 
 

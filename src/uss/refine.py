@@ -30,7 +30,7 @@ from uss import writer
 from uss.data.augment import network_input
 from uss.data.imageops import resize_bilinear
 from uss.data.split import ImageNetSSplit
-from uss.prediction import MAX_PIXELS, enlarge_nearest, inference_size, upsample_argmax
+from uss.prediction import MAX_PIXELS, enlarge_nearest, predict_working_label
 from uss.regions import RegionProposer, sort_by_area
 
 FALLBACK_POINTS = 5
@@ -112,12 +112,9 @@ class RefinedSegmenter:
         import jittor as jt
 
         height, width = image.shape[:2]
-        work = inference_size(height, width, self.max_pixels)
-        with jt.no_grad():
-            logits = self.model(jt.array(network_input(image, self.short_side)[None]))
-            prediction = upsample_argmax(logits, *work)
-            low = logits[0].numpy().astype(np.float32)
-        return low, prediction, work
+        logits, prediction = predict_working_label(self.model, jt.array(network_input(image, self.short_side)[None]),
+                                                   height, width, self.max_pixels)
+        return logits[0].numpy().astype(np.float32), prediction, prediction.shape
 
     def regions(self, image: np.ndarray) -> List[np.ndarray]:
         """The proposer's masks for an image at the working size, largest first. An image whose short side is
