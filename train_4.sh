@@ -7,6 +7,8 @@
 # Same DATA / NGPU / RUNS / PROPOSER / SAM_CHECKPOINT as train_3.sh. Rerunning continues.
 #   LABELS=DIR TAG=_name bash train_4.sh  the same recipe on other labels (the demo's ceiling row passes the true
 #                                         train masks), written to finetune_upernet_name/, test_py_name/, result_name.zip
+#   FINETUNE_EXTRA="--epochs 20"          adds arguments to main_pixel_finetuning.py; give such a run a TAG of its own
+#                                         (benchmarks/demo_regime.md, section 8)
 # PRETRAINED_R50 (PRETRAINED_R18 for the demo) replaces train_1's backbone (read weights-only): the challenge entry's
 # weights/train_pixelattention_checkpoint.pth.tar, PASS's pass50_pretrained.pth.tar, SwAV's
 # swav_800ep_pretrain.pth.tar or DINO's dino_resnet50_pretrain.pth.
@@ -54,7 +56,8 @@ ckpt=$tuned/checkpoint.safetensors
 start=PRETRAINED_${UPERNET_ARCH^^}
 stage "fine-tune UPerNet ($UPERNET_ARCH) on $LABELS -> $tuned"
 launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$LABELS" \
-    --pretrained "${!start:-$RUNS/$UPERNET_ARCH/pretrain/checkpoint.safetensors}" --dump-path "$tuned" "${FINETUNE[@]}"
+    --pretrained "${!start:-$RUNS/$UPERNET_ARCH/pretrain/checkpoint.safetensors}" --dump-path "$tuned" "${FINETUNE[@]}" \
+    ${FINETUNE_EXTRA:-}
 
 out=$RUNS/test_py$TAG
 stage "test.py on validation (Hungarian match) -> $out/validation"

@@ -4,11 +4,14 @@
 #   bash scripts/linear_head_row.sh pixel   PASS baseline: per-pixel labels (made here from train_2.sh's
 #                                           pixel attention, centroids and swept threshold)  -> $RUNS/rows/pass_baseline
 #   bash scripts/linear_head_row.sh mask    mask labels of train_3.sh                         -> $RUNS/rows/mask_labels
-# Same DATA / NGPU / RUNS as train_*.sh; rerunning continues.
+#   bash scripts/linear_head_row.sh true    diagnostic: the true train masks ($TRUE_MASKS, default
+#                                           $DATA-true-train-masks as demo.sh writes them)     -> $RUNS/rows/linear_true_masks
+# Same DATA / NGPU / RUNS as train_*.sh; rerunning continues. PRETRAINED_R18 replaces train_1's backbone;
+# FINETUNE_EXTRA adds arguments to main_pixel_finetuning.py (benchmarks/stage_ceilings.sh: "--epochs 40").
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 LABEL_KIND=${1:-pixel}
-case "$LABEL_KIND" in pixel) ROW=pass_baseline ;; mask) ROW=mask_labels ;;
-  *) echo "error: scripts/linear_head_row.sh takes 'pixel' or 'mask', got '$LABEL_KIND'" >&2; exit 2 ;; esac
+case "$LABEL_KIND" in pixel) ROW=pass_baseline ;; mask) ROW=mask_labels ;; true) ROW=linear_true_masks ;;
+  *) echo "error: scripts/linear_head_row.sh takes 'pixel', 'mask' or 'true', got '$LABEL_KIND'" >&2; exit 2 ;; esac
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 if [ "$PRESET" = demo ]; then
@@ -39,12 +42,18 @@ if [ "$LABEL_KIND" = pixel ]; then
   stage "per-pixel pseudo labels (train) -> $labels"
   launch pseudo_labels.py generate --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
       --cluster-dir "$dir/cluster" --out "$labels" "${LABELS[@]}"
-elif [ ! -d "$labels" ]; then
-  echo "error: $labels not found; run train_3.sh first" >&2
+elif [ "$LABEL_KIND" = true ]; then
+  labels=${TRUE_MASKS:-${DATA%/}-true-train-masks}
+fi
+if [ ! -d "$labels" ]; then
+  case $LABEL_KIND in true) need="demo.sh first (it writes the true train masks), or set TRUE_MASKS" ;;
+    *) need="train_3.sh first" ;; esac
+  echo "error: $labels not found; run $need" >&2
   exit 2
 fi
 ckpt=$dir/finetune_linear_$LABEL_KIND/checkpoint.safetensors
 stage "fine-tune the 1x1 head on $LABEL_KIND labels -> $dir/finetune_linear_$LABEL_KIND"
 launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$labels" \
-    --pretrained "$dir/pretrain/checkpoint.safetensors" --dump-path "$dir/finetune_linear_$LABEL_KIND" "${FINETUNE[@]}"
+    --pretrained "${PRETRAINED_R18:-$dir/pretrain/checkpoint.safetensors}" --dump-path "$dir/finetune_linear_$LABEL_KIND" \
+    "${FINETUNE[@]}" ${FINETUNE_EXTRA:-}
 bash "$ROOT/scripts/predict_row.sh" "$ckpt" "$RUNS/rows/$ROW" "${INFER[@]}"

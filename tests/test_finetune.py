@@ -22,7 +22,7 @@ from uss.models.segmentation import build_segmentation_model, load_pretrained_ba
 from uss.models.trained import load_finetuned
 from uss.prediction import enlarge_nearest, inference_size, predict_split, upsample_argmax
 from uss.stages import finetune, inference
-from uss.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from uss.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, swap_backbone
 
 import jittor as jt
 
@@ -226,6 +226,29 @@ def test_pretrained_backbone_errors_name_the_file(workspace, tmp_path):
     save_checkpoint(empty, {"state_dict": {"prototypes.weight": np.zeros((2, 2), np.float32)}})
     with pytest.raises(CheckpointError, match="empty.pth.tar: holds no backbone"):
         load_pretrained_backbone(build_segmentation_model("resnet18", K), empty)
+
+
+def test_swap_backbone_takes_the_donors_backbone_and_keeps_the_rest(tmp_path):
+    rng = np.random.default_rng(0)
+    tensor = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    base = {"backbone.conv1.weight": tensor(4, 3, 3, 3), "backbone.bn1.running_mean": tensor(4),
+            "projection_head.0.weight": tensor(8, 4), "prototypes.weight": tensor(5, 8)}
+    donor = {"backbone.conv1.weight": tensor(4, 3, 3, 3), "backbone.bn1.running_mean": tensor(4),
+             "head.classifier.weight": tensor(3, 4, 1, 1)}
+    paths = {name: str(tmp_path / f"{name}.safetensors") for name in ("base", "donor", "out", "bad")}
+    save_checkpoint(paths["base"], {"epoch": 10, "args": {"arch": "resnet18"}, "state_dict": base,
+                                    "optimizer": {"lr": 0.1}})
+    save_checkpoint(paths["donor"], {"epoch": 40, "args": {}, "state_dict": donor})
+    assert swap_backbone(paths["base"], paths["donor"], paths["out"]) == 2
+    out = load_checkpoint(paths["out"])
+    assert sorted(out["state_dict"]) == sorted(base) and out["epoch"] == 10 and out["args"] == {"arch": "resnet18"}
+    for name, value in out["state_dict"].items():
+        assert np.array_equal(value, donor[name] if name.startswith("backbone.") else base[name]), name
+    assert "optimizer" not in out
+    save_checkpoint(paths["bad"], {"state_dict": {**donor, "backbone.conv1.weight": tensor(2, 3, 3, 3)}})
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors: does not hold the backbone.*backbone\.conv1\.weight"):
+        swap_backbone(paths["base"], paths["bad"], str(tmp_path / "never.safetensors"))
+    assert not os.path.exists(tmp_path / "never.safetensors")
 
 
 # ------------------------------------------------------------------------------ (c) inference

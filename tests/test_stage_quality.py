@@ -43,7 +43,7 @@ def quality(tmp_path_factory):
     """A toy dataset with its true train masks, a backbone fine-tuned on those masks, and pixel attention on it."""
     from uss.models import build_model
     from uss.stages import finetune, pixel_attention
-    from uss.training.checkpoint import load_checkpoint, save_checkpoint
+    from uss.training.checkpoint import save_checkpoint, swap_backbone
 
     base = tmp_path_factory.mktemp("quality")
     data, masks = str(base / "toy"), str(base / "true_train_masks")
@@ -57,12 +57,9 @@ def quality(tmp_path_factory):
                    "--head", "linear", "--epochs", "16", "--batch-size", "8", "--crop-size", str(SIZE),
                    "--min-scale", "0.5", "--base-lr", "0.05", "--final-lr", "0.005", "--wd", "1e-4",
                    "--workers", "0", "--seed", "3"])
-    # The segmenting backbone under fresh (frozen) projection head and prototypes, as a pretraining checkpoint.
-    state = build_model("resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()
-    state.update({k: v for k, v in load_checkpoint(os.path.join(oracle, "checkpoint.safetensors"))["state_dict"].items()
-                  if k.startswith("backbone.")})
+    # The segmenting backbone under the initial (frozen) projection head and prototypes, as a pretraining checkpoint.
     segmenting = str(base / "segmenting_backbone.safetensors")
-    save_checkpoint(segmenting, {"epoch": 0, "args": {}, "state_dict": state})
+    swap_backbone(init, os.path.join(oracle, "checkpoint.safetensors"), segmenting)
     attention = str(base / "pixel_attention")
     pixel_attention.main(["--data", data, "--pretrained", segmenting, "--dump-path", attention, *BACKBONE,
                           "--hidden-mlp", "64", "--nmb-prototypes", "8", "--nmb-crops", "2", "--size-crops", str(SIZE),

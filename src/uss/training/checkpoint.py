@@ -269,3 +269,24 @@ def load_pretrained(model: Any, path: str, required_prefixes: Tuple[str, ...] = 
     usable = {k: v for k, v in weights.items() if k in own and tuple(np.shape(v)) == tuple(own[k].shape)}
     model.load_state_dict(usable)
     return len(usable)
+
+
+def swap_backbone(base_path: str, donor_path: str, out_path: str) -> int:
+    """Write `base_path` with its `backbone.*` tensors (weights and BatchNorm statistics) taken from `donor_path`.
+
+    Lets a stage that starts from a pretraining checkpoint (heads, prototypes) run on a backbone trained
+    otherwise, e.g. a fine-tuned one (benchmarks/stage_ceilings.sh). Both files are read weights-only; every
+    backbone tensor of the base must be in the donor with its shape. The optimiser state is dropped. Returns
+    how many tensors were replaced."""
+    base, donor = load_checkpoint(base_path), load_checkpoint(donor_path)
+    weights, donated = dict(base.get("state_dict", {})), donor.get("state_dict", {})
+    names = [k for k in weights if k.startswith("backbone.")]
+    unfit = [k for k in names if k not in donated or np.shape(donated[k]) != np.shape(weights[k])]
+    if not names:
+        raise CheckpointError(f"{base_path}: holds no backbone.* tensors")
+    if unfit:
+        raise CheckpointError(f"{donor_path}: does not hold the backbone of {base_path} ({len(unfit)} of "
+                              f"{len(names)} tensors missing or of another shape: {unfit[:3]})")
+    weights.update({k: donated[k] for k in names})
+    save_checkpoint(out_path, {"epoch": base.get("epoch", 0), "args": base.get("args", {}), "state_dict": weights})
+    return len(names)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The demo's downstream stages with good inputs, at a budget the 25-minute demo does not have: is each stage able to
+# do its job, and how far does the demo's budget leave it from that? (benchmarks/demo_regime.md, section 8)
+#   1. fine-tuning: the 1x1 head (scripts/linear_head_row.sh's demo recipe, train_1's backbone) on the true train
+#      masks for $EPOCHS epochs instead of 4                                 -> $OUT/rows/linear_true_masks
+#   2. the label stages on a backbone that segments: that fine-tuned backbone replaces the self-supervised one in
+#      train_2.sh (pixel attention, k-means, threshold sweep) and scripts/label_rows.sh pixel
+#                                                                            -> $OUT/rows/labels, $OUT/rows/labels_true_fg
+# Prints a table with the demo's own rows next to these, the attention AUC and the k-means NMI of both backbones.
+# Run after demo.sh (it needs $RUNS/r18/pretrain, train_2's outputs and the true train masks); rerunning continues.
+# 19 min on an idle 2-core machine at the default EPOCHS=40 (fine-tuning 15 min, train_2 and the label rows 4 min).
+#   bash benchmarks/stage_ceilings.sh                      OUT defaults to $RUNS/stage_ceilings
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+EPOCHS=${EPOCHS:-40}
+OUT=${OUT:-$RUNS/stage_ceilings}
+pretrain=$RUNS/r18/pretrain/checkpoint.safetensors
+for need in "$pretrain" "$RUNS/r18/pixel_attention/checkpoint.safetensors" "$RUNS/rows/labels/test.json"; do
+  [ -e "$need" ] || { echo "error: $need not found; run demo.sh first" >&2; exit 2; }
+done
+
+stage "fine-tuning with good inputs: 1x1 head, $EPOCHS epochs on the true train masks -> $OUT"
+PRETRAINED_R18=$pretrain RUNS=$OUT FINETUNE_EXTRA="--epochs $EPOCHS" bash scripts/linear_head_row.sh true
+good=$OUT/good_backbone.safetensors
+tuned=$OUT/r18/finetune_linear_true/checkpoint.safetensors
+[ -f "$good" ] || "$PY" benchmarks/swap_backbone.py "$pretrain" "$tuned" "$good"
+
+stage "label stages with good inputs: train_2.sh and the label rows on the fine-tuned backbone -> $OUT"
+PRETRAINED_R18=$good RUNS=$OUT bash train_2.sh
+RUNS=$OUT bash scripts/label_rows.sh pixel
+
+stage "summary"
+"$PY" -m uss.results_table --out "$OUT/results.md" \
+    --row "demo: per-pixel pseudo labels (self-supervised backbone)" "$RUNS/rows/labels" \
+    --row "demo: those labels' ids inside the true foreground" "$RUNS/rows/labels_true_fg" \
+    --row "per-pixel pseudo labels on the fine-tuned backbone" "$OUT/rows/labels" \
+    --row "those labels' ids inside the true foreground" "$OUT/rows/labels_true_fg" \
+    --row "demo: final recipe, 4 epochs on the true train masks" "$RUNS/test_py_true_masks" \
+    --row "1x1 head, $EPOCHS epochs on the true train masks" "$OUT/rows/linear_true_masks"
+for run in "$RUNS" "$OUT"; do
+  echo "$run/r18: attention-pooled k-means NMI $("$PY" -c "import json,sys; print(round(json.load(open(sys.argv[1]))['nmi'], 3))" \
+      "$run/r18/cluster/cluster.json")"
+  "$PY" benchmarks/attention_quality.py "$run/r18/pixel_attention/checkpoint.safetensors" --data "$DATA"
+done
