@@ -83,3 +83,24 @@ def random_pixel_attention_checkpoint(dump: str) -> str:
     save_training_state(dump, 1, model, None,
                         argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
     return checkpoint_path(dump)
+
+
+def batchnorm_reference(x, weight, bias, dy, eps: float = 1e-5, relu: bool = False) -> dict:
+    """Train-mode BatchNorm (then ReLU) in float64 with the output gradient dy: y, dx, dweight, dbias, the batch
+    mean and the unbiased batch variance (Ioffe & Szegedy 2015, section 3)."""
+    import numpy as np
+
+    x = np.asarray(x, np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    n = x.size // x.shape[1]
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    invstd = 1.0 / np.sqrt(var + eps)
+    x_hat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+    weight, bias = np.asarray(weight, np.float64), np.asarray(bias, np.float64)
+    y = x_hat * weight.reshape(shape) + bias.reshape(shape)
+    g = np.asarray(dy, np.float64) * (y > 0) if relu else np.asarray(dy, np.float64)
+    dbias, dweight = g.sum(axis=axes), (g * x_hat).sum(axis=axes)
+    dx = (weight * invstd).reshape(shape) / n * (n * g - dbias.reshape(shape) - x_hat * dweight.reshape(shape))
+    return {"y": np.maximum(y, 0) if relu else y, "dx": dx, "dweight": dweight, "dbias": dbias, "mean": mean,
+            "unbiased_var": var * n / (n - 1)}

@@ -69,6 +69,34 @@ def sinkhorn_codes(out: str, rank: int) -> None:
     np.savez(os.path.join(out, f"sinkhorn_rank{rank}.npz"), scores=scores, codes=codes)
 
 
+def batchnorm_one_sample(out: str, rank: int) -> None:
+    """Synchronised BatchNorm with one sample per rank, (1, C) and (1, C, H, W): forward, input and parameter
+    gradients and running statistics; the global batch is BATCHNORM_SAMPLES' two rows."""
+    from uss.models.batchnorm import BatchNorm
+
+    results = {}
+    for name, shape in (("bn1d", (2, 5)), ("bn2d", (2, 3, 2, 2))):
+        x, weight, bias, dy = batchnorm_samples(shape)
+        bn = BatchNorm(shape[1])
+        bn.weight.assign(weight)
+        bn.bias.assign(bias)
+        xv = jt.array(x[rank:rank + 1])
+        y = bn(xv, relu=name == "bn2d")
+        dx, dweight, dbias = jt.grad((y * jt.array(dy[rank:rank + 1])).sum(), [xv, bn.weight, bn.bias])
+        results.update({f"{name}_y": y.numpy(), f"{name}_dx": dx.numpy(), f"{name}_dweight": dweight.numpy(),
+                        f"{name}_dbias": dbias.numpy(), f"{name}_running_var": bn.running_var.numpy()})
+    np.savez(os.path.join(out, f"batchnorm_rank{rank}.npz"), **results)
+
+
+def batchnorm_samples(shape: tuple) -> tuple:
+    """x (mean 3), weight, bias and output gradient of the one-sample-per-rank BatchNorm check."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) + 3.0).astype(np.float32)
+    weight = rng.uniform(0.5, 1.5, shape[1]).astype(np.float32)
+    bias = rng.uniform(-0.5, 0.5, shape[1]).astype(np.float32)
+    return x, weight, bias, rng.standard_normal(shape).astype(np.float32)
+
+
 def reference_checksums(out: str, data: str, epochs: int = 3) -> None:
     """Every sample's checksum, computed directly in one process (sampler index -> checksum)."""
     dataset = indexed_crops(data, 0)
@@ -130,6 +158,7 @@ def main() -> None:
         raise SystemExit(f"expected 2 MPI ranks, got in_mpi={jt.in_mpi} world_size={world}")
     result = {"rank": rank, "world_size": world, "batches": dataset_batches(args.data, args.workers)}
     sinkhorn_codes(args.out, rank)
+    batchnorm_one_sample(args.out, rank)
     train(args.out, args.data, args.epochs, args.workers, f"rank{rank}")
     with open(os.path.join(args.out, f"rank{rank}.json"), "w") as handle:
         json.dump(result, handle)

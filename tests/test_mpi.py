@@ -153,6 +153,26 @@ def test_sinkhorn_sums_are_all_reduced(mpi_out):
         assert np.abs(_sinkhorn_reference(part["scores"]) - full[rank * rows:(rank + 1) * rows]).max() > 1e-2
 
 
+def test_batchnorm_with_one_sample_per_rank_normalises_over_the_global_batch(mpi_out):
+    """Each rank holds one of two samples: outputs, input gradients and running variance are the float64
+    BatchNorm of the two-sample batch (the second with a ReLU); the ranks' parameter gradients add up to it."""
+    from helpers import batchnorm_reference
+    from mpi_worker import batchnorm_samples
+
+    parts = [_load(mpi_out, f"batchnorm_rank{rank}.npz") for rank in range(RANKS)]
+    for name, shape in (("bn1d", (2, 5)), ("bn2d", (2, 3, 2, 2))):
+        x, weight, bias, dy = batchnorm_samples(shape)
+        ref = batchnorm_reference(x, weight, bias, dy, relu=name == "bn2d")
+        for rank, part in enumerate(parts):
+            for key in ("y", "dx"):
+                np.testing.assert_allclose(part[f"{name}_{key}"], ref[key][rank:rank + 1], rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{name} {key} on rank {rank}")
+            np.testing.assert_allclose(part[f"{name}_running_var"], 0.9 + 0.1 * ref["unbiased_var"], rtol=1e-5)
+        for key in ("dweight", "dbias"):
+            np.testing.assert_allclose(parts[0][f"{name}_{key}"] + parts[1][f"{name}_{key}"], ref[key],
+                                       rtol=1e-5, atol=1e-5, err_msg=f"{name} {key}")
+
+
 def test_training_keeps_ranks_identical_and_matches_one_process(mpi_out):
     init = [_load(mpi_out, f"init_rank{rank}.npz") for rank in range(RANKS)]
     assert init[0].keys() == init[1].keys()

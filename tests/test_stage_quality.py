@@ -110,6 +110,21 @@ class SeparableFeatures:
         return np.where(masks[:, None], objects, noise).astype(np.float32)
 
 
+def _demo_attention_model(dump: str, *extra: str):
+    """(arguments, model) of the pixel-attention stage as train_2.sh's demo preset builds it, plus `extra`."""
+    from uss.models import build_model
+    from uss.models.resnet import backbone_options
+    from uss.stages import pixel_attention
+
+    preset = preset_arrays("train_2.sh", "demo", "BACKBONE", "ATTENTION", "R18")
+    args = pixel_attention.build_parser().parse_args(
+        ["--data", "-", "--pretrained", "-", "--dump-path", dump, "--arch", "resnet18",
+         *preset["BACKBONE"], *preset["ATTENTION"], *preset["R18"], *extra])
+    model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
+                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
+    return args, model
+
+
 @pytest.fixture(scope="module")
 def separable_attention(tmp_path_factory):
     """The pixel-attention stage's training step (demo preset) on SeparableFeatures, then the channel-mean
@@ -118,9 +133,6 @@ def separable_attention(tmp_path_factory):
     from jittor import nn
 
     from uss.losses.objectives import attention_objective
-    from uss.models import build_model
-    from uss.models.resnet import backbone_options
-    from uss.stages import pixel_attention
     from uss.training import runner
     from uss.training.optim import build_optimizer, set_lr
     from uss.training.swav import SwAVTask
@@ -131,14 +143,9 @@ def separable_attention(tmp_path_factory):
         def execute(self, x):
             return [x]
 
-    preset = preset_arrays("train_2.sh", "demo", "BACKBONE", "ATTENTION", "R18")
-    args = pixel_attention.build_parser().parse_args(
-        ["--data", "-", "--pretrained", "-", "--dump-path", str(tmp_path_factory.mktemp("attention")),
-         "--arch", "resnet18", *preset["BACKBONE"], *preset["ATTENTION"], *preset["R18"],
-         "--batch-size", "16"])  # batch 32 would double the test's time
     runner.seed_everything(0)
-    model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
+    args, model = _demo_attention_model(str(tmp_path_factory.mktemp("attention")),
+                                        "--batch-size", "16")  # batch 32 would double the test's time
     assert model.backbone.out_channels[-1] == SeparableFeatures.CHANNELS
     model.backbone = GivenFeatures()
     model.freeze_pretrained()
@@ -169,18 +176,12 @@ def test_demo_attention_sees_the_smallest_toy_object_in_whole_c5_cells():
     import jittor as jt
 
     from uss.data.toy import MIN_AREA
-    from uss.models import build_model
-    from uss.models.resnet import backbone_options
-    from uss.stages import pixel_attention
 
-    preset = preset_arrays("train_2.sh", "demo", "BACKBONE", "ATTENTION", "R18", "SWEEP")
-    args = pixel_attention.build_parser().parse_args(
-        ["--data", "-", "--pretrained", "-", "--dump-path", "-", "--arch", "resnet18",
-         *preset["BACKBONE"], *preset["ATTENTION"], *preset["R18"]])
-    backbone = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                           hidden_dim=args.hidden_mlp, **backbone_options(vars(args))).backbone
+    args, model = _demo_attention_model("-")
+    backbone = model.backbone
     backbone.eval()
-    sweep_side = int(preset["SWEEP"][preset["SWEEP"].index("--short-side") + 1])
+    sweep = preset_arrays("train_2.sh", "demo", "SWEEP")["SWEEP"]
+    sweep_side = int(sweep[sweep.index("--short-side") + 1])
     for side in sorted({*args.size_crops, sweep_side}):
         with jt.no_grad():
             cells = backbone(jt.zeros((1, 3, side, side)))[-1].shape[-1]

@@ -19,6 +19,7 @@ import jittor as jt
 import numpy as np
 from jittor import init, nn
 
+from uss.models.batchnorm import BatchNorm2d
 from uss.models.resnet import kaiming_init_convs
 
 __all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "PyramidPooling", "AdaptiveAvgPool2d",
@@ -140,7 +141,7 @@ class ConvBNReLU(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = BatchNorm2d(out_channels)
         self.activate = nn.ReLU()
 
     def execute(self, x: jt.Var) -> jt.Var:

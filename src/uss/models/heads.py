@@ -4,6 +4,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
+from uss.models.batchnorm import BatchNorm1d, BatchNorm2d
 from uss.models.resnet import kaiming_init_convs
 
 __all__ = [
@@ -29,9 +30,9 @@ class ProjectionHead(nn.Sequential):
         if hidden_dim == 0:
             layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
         else:
-            layers = [nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)]
+            layers = [nn.Linear(in_dim, hidden_dim), BatchNorm1d(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim)]
             if final_bn:
-                layers.append(nn.BatchNorm1d(out_dim, affine=False))
+                layers.append(BatchNorm1d(out_dim, affine=False))
         super().__init__(*layers)
 
 
@@ -58,13 +59,13 @@ class ConvProjectionHead(nn.Sequential):
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
         super().__init__(
             nn.Conv2d(in_dim, hidden_dim, 1, bias=False),
-            nn.BatchNorm2d(hidden_dim),
+            BatchNorm2d(hidden_dim),
             nn.ReLU(),
             nn.Conv2d(hidden_dim, hidden_dim, 1, bias=False),
-            nn.BatchNorm2d(hidden_dim),
+            BatchNorm2d(hidden_dim),
             nn.ReLU(),
             nn.Conv2d(hidden_dim, out_dim, 1, bias=False),
-            nn.BatchNorm2d(out_dim, affine=False),
+            BatchNorm2d(out_dim, affine=False),
         )
         kaiming_init_convs(self)
 
@@ -75,7 +76,7 @@ class PixelPredictorHead(nn.Sequential):
     def __init__(self, dim: int = 128) -> None:
         super().__init__(
             nn.Conv2d(dim, dim, 1, bias=False),
-            nn.BatchNorm2d(dim),
+            BatchNorm2d(dim),
             nn.ReLU(),
             nn.Conv2d(dim, dim, 1),
         )

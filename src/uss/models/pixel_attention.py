@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 import jittor as jt
 from jittor import nn
 
+from uss.models.batchnorm import BatchNorm2d
 from uss.models.heads import ProjectionHead, Prototypes, default_hidden_dim
 from uss.models.multicrop import resolution_groups
 from uss.models.resnet import build_resnet, kaiming_init_convs
@@ -25,10 +26,10 @@ class PixelAttention(nn.Module):
         super().__init__()
         self.atten = nn.Sequential(
             nn.Conv2d(channels, channels, 1),
-            nn.BatchNorm2d(channels),
+            BatchNorm2d(channels),
             nn.ReLU(),
             nn.Conv2d(channels, channels, 1),
-            nn.BatchNorm2d(channels),
+            BatchNorm2d(channels),
         )
         # PASS calls this learnable per-channel bias `threshold`; the name is kept for checkpoint compatibility.
         self.threshold = jt.zeros((1, channels, 1, 1))

@@ -12,6 +12,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Type, Union
 import jittor as jt
 from jittor import init, nn
 
+from uss.models.batchnorm import BatchNorm2d
+
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet", "RESNET_SPECS", "STEMS", "kaiming_init_convs",
            "add_backbone_arguments", "backbone_options"]
 
@@ -34,20 +36,20 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.relu = nn.ReLU()
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.downsample = downsample
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> BatchNorm2d:
         """The BN closing the residual branch (zero-initialised on request)."""
         return self.bn2
 
     def execute(self, x: jt.Var) -> jt.Var:
         """Residual forward."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn1(self.conv1(x), relu=True)
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
 
@@ -60,23 +62,23 @@ class Bottleneck(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
 
-    def last_bn(self) -> nn.BatchNorm2d:
+    def last_bn(self) -> BatchNorm2d:
         """The BN closing the residual branch (zero-initialised on request)."""
         return self.bn3
 
     def execute(self, x: jt.Var) -> jt.Var:
         """Residual forward."""
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn1(self.conv1(x), relu=True)
+        out = self.bn2(self.conv2(out), relu=True)
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
 
@@ -123,8 +125,7 @@ class ResNet(nn.Module):
         else:
             self.conv1 = nn.Conv2d(3, planes[0], kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
-        self.bn1 = nn.BatchNorm2d(planes[0])
-        self.relu = nn.ReLU()
+        self.bn1 = BatchNorm2d(planes[0])
         self.layer1 = self._make_layer(block, planes[0], layers[0])
         self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
         self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
@@ -144,7 +145,7 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * block.expansion, stride),
-                nn.BatchNorm2d(planes * block.expansion),
+                BatchNorm2d(planes * block.expansion),
             )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
@@ -153,7 +154,7 @@ class ResNet(nn.Module):
 
     def execute(self, x: jt.Var) -> tuple[jt.Var, jt.Var, jt.Var, jt.Var]:
         """Return the outputs of layer1..layer4 (C2, C3, C4, C5)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.bn1(self.conv1(x), relu=True))
         c2 = self.layer1(x)
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
