@@ -4,8 +4,10 @@
 
 Prints
 - one BatchNorm2d + ReLU layer, forward and backward, on a 32 x 64 x 56 x 56 batch (ResNet-18's first stage);
-- one PASS pretraining step (forward, the three losses, LARC step) of the whole model at PASS's S50 crops
-  (2 x 224 + 6 x 96 by default), with every BatchNorm of the model the project's or jittor's.
+- the ResNet backbone alone, forward and backward, on PASS's S50 crops (2 x 224 + 6 x 96 of a batch of 16 by
+  default), also in PyTorch (experiments/swav_torch_ref.py's ResNet) where torch is installed;
+- one PASS pretraining step (forward, the three losses, LARC step) of the whole model on the same crops, with
+  every BatchNorm of the model the project's or jittor's.
 Each timing is the median over --steps steps after one warm-up step (which compiles), measured --repeats times
 alternating the implementations, so a busy machine slows both alike.
 """
@@ -14,7 +16,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -90,22 +92,24 @@ def layer_step(implementation: str, x: np.ndarray, dy: np.ndarray) -> Callable[[
     return step
 
 
-def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], counts: List[int]) -> Callable[[], None]:
+def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], counts: List[int],
+              backbone: Sequence[str] = ()) -> Callable[[], None]:
     """One PASS pretraining step on fixed random crops, the model's BatchNorms from `implementation`."""
     import jittor as jt
 
     from uss.data.multicrop import overlap_grids
     from uss.losses.objectives import pass_objective
     from uss.models import build_model
+    from uss.models.resnet import backbone_options
     from uss.stages.pretrain import build_parser
     from uss.training.optim import build_optimizer
 
     args = build_parser().parse_args(
         ["--data", "-", "--dump-path", "-", "--arch", arch, "--batch-size", str(batch), "--larc", "0.001",
-         "--size-crops", *map(str, sizes), "--nmb-crops", *map(str, counts), "--nmb-prototypes", "500"])
+         "--size-crops", *map(str, sizes), "--nmb-crops", *map(str, counts), "--nmb-prototypes", "500", *backbone])
     jt.set_global_seed(0)
     model = build_model(arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow))
+                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow), **backbone_options(vars(args)))
     if implementation == "jittor":
         swap_batchnorms(model, jittor_batchnorm())
     model.train()
@@ -122,6 +126,46 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
         loss, _ = pass_objective(args, model, crops, grid_q, grid_k, batch, None)
         optimizer.step(loss)
         jt.sync_all()
+    return step
+
+
+def backbone_step(implementation: str, arch: str, batch: int, sizes: List[int], counts: List[int]) -> Callable[[], None]:
+    """Forward and backward of the ResNet backbone alone on the crops (one batch per resolution, as PASS groups
+    them), loss the mean of C5: the part of the PASS step that PyTorch can run without the PASS heads."""
+    rng = np.random.default_rng(0)
+    groups = [rng.normal(size=(batch * count, 3, size, size)).astype(np.float32) for size, count in zip(sizes, counts)]
+    if implementation == "pytorch":
+        import importlib.util
+
+        import torch
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments", "swav_torch_ref.py")
+        spec = importlib.util.spec_from_file_location("swav_torch_ref", path)
+        reference = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(reference)
+        depth = {"resnet18": (reference.BasicBlock, [2, 2, 2, 2]), "resnet50": (reference.Bottleneck, [3, 4, 6, 3])}
+        model = reference.ResNet(*depth[arch]).train()
+        tensors = [torch.from_numpy(g) for g in groups]
+
+        def step() -> None:
+            model.zero_grad()
+            sum(model(t).mean() for t in tensors).backward()
+        return step
+    import jittor as jt
+
+    from uss.models import build_resnet
+    from uss.models.pass_model import arch_depth
+
+    model = build_resnet(arch_depth(arch))
+    if implementation == "jittor":
+        swap_batchnorms(model, jittor_batchnorm())
+    model.train()
+    params = model.parameters()
+    arrays = [jt.array(g) for g in groups]
+
+    def step() -> None:
+        loss = sum(model(a)[-1].mean() for a in arrays)
+        jt.sync(jt.grad(loss, params))
     return step
 
 
@@ -146,7 +190,9 @@ def main() -> None:
     parser.add_argument("--nmb-crops", type=int, nargs="+", default=[2, 6])
     parser.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--skip-layer", action="store_true")
+    parser.add_argument("--backbone", nargs=argparse.REMAINDER, default=[],
+                        help="backbone flags of the PASS step, last (e.g. --backbone --width 0.25 --stem small)")
+    parser.add_argument("--skip-layer", action="store_true", help="only the model-level comparisons")
     args = parser.parse_args()
     import jittor as jt
 
@@ -166,6 +212,15 @@ def main() -> None:
                 {impl: (lambda impl=impl: layer_step(impl, x, dy)) for impl in implementations},
                 args.steps, args.repeats)
     crops = " + ".join(f"{n} x {s}" for n, s in zip(args.nmb_crops, args.size_crops))
+    if args.backbone:  # the backbone-only comparison has PyTorch's ImageNet ResNet only
+        compare(f"PASS step, {args.arch} {' '.join(args.backbone)}, batch {args.batch}, crops {crops}",
+                {impl: (lambda impl=impl: pass_step(impl, args.arch, args.batch, args.size_crops, args.nmb_crops,
+                                                    args.backbone)) for impl in ("project", "jittor")},
+                args.steps, args.repeats)
+        return
+    compare(f"{args.arch} backbone forward + backward, crops {crops} of batch {args.batch}",
+            {impl: (lambda impl=impl: backbone_step(impl, args.arch, args.batch, args.size_crops, args.nmb_crops))
+             for impl in implementations}, args.steps, args.repeats)
     compare(f"PASS step, {args.arch}, batch {args.batch}, crops {crops}",
             {impl: (lambda impl=impl: pass_step(impl, args.arch, args.batch, args.size_crops, args.nmb_crops))
              for impl in ("project", "jittor")}, args.steps, args.repeats)

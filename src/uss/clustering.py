@@ -67,11 +67,18 @@ def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.N
 _GPU_RESOURCES: list = []
 
 
+def faiss_device() -> str:
+    """'gpu' when faiss is a GPU build (faiss-gpu-cu12) and sees a GPU, else 'cpu': where faiss_index searches."""
+    import faiss
+
+    return "gpu" if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 else "cpu"
+
+
 def faiss_index(dim: int):
     """Exact L2 index: on GPU 0 when faiss is a GPU build and sees a GPU (as PASS), else on the CPU."""
     import faiss
 
-    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+    if faiss_device() == "gpu":
         config = faiss.GpuIndexFlatConfig()
         config.useFloat16 = False
         config.device = 0

@@ -14,7 +14,7 @@ import numpy as np
 
 from uss import distributed, options
 from uss.atomic import atomic_open, atomic_write_json, atomic_write_text
-from uss.clustering import clustering_scores, compute_embeddings, kmeans
+from uss.clustering import clustering_scores, compute_embeddings, faiss_device, kmeans
 from uss.data import layout
 from uss.data.split import ImageNetSSplit
 from uss.training import runner
@@ -57,9 +57,12 @@ def run(args: argparse.Namespace) -> str:
     if not distributed.is_main_process():
         return centroids_path
     start = time.time()
+    device = faiss_device()
+    log.info(f"k-means: faiss on the {device}, {args.restarts} x {args.iterations} iterations, k={k}")
     centroids, labels, objective = kmeans(embeddings, k, args.restarts, args.iterations, args.seed)
     summary = {"k": k, "images": len(split), "dim": int(embeddings.shape[1]), "restarts": args.restarts,
                "iterations": args.iterations, "seed": args.seed, "objective": objective, "kmeans": "faiss",
+               "faiss_device": device,
                "kmeans_seconds": time.time() - start, "pretrained": args.pretrained}
     classes = np.array([layout.class_of(name, categories) or 0 for name in split.names]) - 1
     if (classes >= 0).all():

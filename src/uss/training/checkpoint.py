@@ -237,6 +237,12 @@ def save_training_state(dump_dir: str, epoch: int, model: Any, optimizer: Any, a
     """Write <dump>/checkpoint.safetensors atomically on rank 0 (model, optimiser, epochs done, arguments, extras)."""
     from uss import distributed
 
+    if distributed.world_size() > 1:
+        import jittor as jt
+
+        # Every rank runs its pending all-reduces (BatchNorm statistics) now: left lazy, rank 0 alone would run
+        # them while fetching the state below and wait forever for ranks that have moved on or exited.
+        jt.sync_all()
     if not distributed.is_main_process():
         return
     state = {"epoch": epoch, "state_dict": model.state_dict(), "args": vars(args) if args is not None else {}}
