@@ -29,9 +29,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# The first import of jittor compiles its core (~2 minutes); later imports reuse the cache.
+# The first import of jittor compiles its core (~2 minutes); later imports reuse the cache. The stamp names the
+# compiler set-up (uss/_environment.py, uss/ccguard.py): after a change the core recompiles here, not in a later run.
 warm="$venv/.uss-jittor-warm"
-if [ ! -f "$warm" ]; then
+warm_want=$(cat "$root"/src/uss/{_environment.py,ccguard.py,bin/g++} | sha256sum | cut -c1-16)
+if [ "$(cat "$warm" 2>/dev/null)" != "$warm_want" ]; then
   log "compiling jittor once (about 2 minutes; log in $venv/jittor-compile.log)"
   if ! "$venv/bin/python" -c "import uss, jittor; jittor.flags.use_cuda = jittor.has_cuda; print(jittor.__version__)" \
       > "$venv/jittor-compile.log" 2>&1; then
@@ -39,6 +41,6 @@ if [ ! -f "$warm" ]; then
     echo "error: importing jittor failed (full log: $venv/jittor-compile.log)" >&2
     exit 1
   fi
-  touch "$warm"
+  echo "$warm_want" > "$warm"
 fi
 log "environment ready: $venv"

@@ -7,15 +7,19 @@ import sys
 from typing import Sequence
 
 # Runs in a separate interpreter without jittor: jittor's SIGCHLD handler ends any process whose child
-# dies by a signal, so the test process itself must not be the one that SIGKILLs the run.
+# dies by a signal, so the test process itself must not be the one that SIGKILLs the run. The run's whole process
+# group goes: a compiler it had started would otherwise outlive it (tests/test_kernel_cache.py covers that case).
 KILL_AFTER_FILES = """
 import os, signal, subprocess, sys, time
 out, needed, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 deadline = time.time() + 240
 while time.time() < deadline and process.poll() is None:
     if os.path.isdir(out) and sum(len(f) for _, _, f in os.walk(out)) >= needed:
-        process.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # finished just now
+            pass
         break
     time.sleep(0.02)
 print(process.wait())
