@@ -37,6 +37,10 @@ timed "train_1 (pretraining)" bash train_1.sh
 timed "train_2 (attention, k-means, sweep)" bash train_2.sh
 timed "rows: the per-pixel pseudo labels themselves, and inside the true foreground" bash scripts/label_rows.sh pixel
 timed "row: PASS baseline (per-pixel labels, 1x1 head)" bash scripts/linear_head_row.sh pixel
+timed "reference: colour only (the per-pixel labels' foreground, labelled by hue)" bash scripts/label_rows.sh colour
+# What pretraining adds: the same attention, k-means and sweep stages on the initial (random) weights.
+timed "reference: per-pixel pseudo labels of a random-init backbone" env RUNS="$RUNS/random_init" \
+    bash -c 'PRETRAIN_EXTRA="--epochs 0" bash train_1.sh && bash train_2.sh && bash scripts/label_rows.sh attention'
 timed "train_3 (mask labels)" bash train_3.sh
 timed "row: the mask pseudo labels themselves" bash scripts/label_rows.sh mask
 timed "row: + mask labels (1x1 head)" bash scripts/linear_head_row.sh mask
@@ -56,6 +60,9 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "+ UPerNet (mask labels)" "$RUNS/rows/upernet" \
     --row "+ test-time mask refinement (test.py): the final result" "$RUNS/test_py" \
     --row "diagnostic: the per-pixel pseudo labels themselves" "$RUNS/rows/labels" \
+    --row "reference: per-pixel pseudo labels of a random-init backbone (what pretraining adds)" \
+        "$RUNS/random_init/rows/labels" \
+    --row "reference: colour only (same foreground, labelled by hue histogram)" "$RUNS/rows/colour_only" \
     --row "diagnostic: the mask pseudo labels themselves" "$RUNS/rows/labels_mask" \
     --row "ceiling (uses true masks): pseudo labels inside the true foreground" "$RUNS/rows/labels_true_fg" \
     --row "ceiling (uses true masks): final recipe fine-tuned on the true train masks" "$RUNS/test_py_true_masks"

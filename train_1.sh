@@ -4,6 +4,8 @@
 #   DATA=/path/to/ImageNetS50 bash train_1.sh         paper settings (PASS, ImageNet-S50)
 #   DATA=... NGPU=8 bash train_1.sh                   the same under mpirun -np 8
 # Rerunning continues an interrupted run; a finished stage is skipped.
+#   PRETRAIN_EXTRA="--epochs 0" RUNS=runs/demo/random_init bash train_1.sh   the initial (random) weights only:
+#                                                     demo.sh's random-init reference row
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -47,5 +49,5 @@ for arch in $ARCHS; do
   if [ "$arch" = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
   stage "pretrain $net [$PRESET] -> $RUNS/$arch/pretrain"
   launch main_pretrain.py --data "$DATA" --arch $net --dump-path "$RUNS/$arch/pretrain" "${BACKBONE[@]}" \
-      "${COMMON[@]}" "${extra[@]}"
+      "${COMMON[@]}" "${extra[@]}" ${PRETRAIN_EXTRA:-}
 done

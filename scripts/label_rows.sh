@@ -5,10 +5,14 @@
 #   $RUNS/rows/labels_true_fg   ceiling: the same cluster ids inside the TRUE foreground (ground-truth masks)
 #   $RUNS/rows/labels_mask      the mask labels of train_3.sh (its regions, its swept threshold) -- what the
 #                               mask-label rows learn from
+#   $RUNS/rows/colour_only      reference: the same foreground as $RUNS/rows/labels, labelled by hue histogram
+#                               alone (python -m uss.baselines --foreground); needs the train per-pixel labels
+#                               of `scripts/linear_head_row.sh pixel`
 # The first two rows' gap is what the attention / threshold loses; the second row's distance from 100 is what the
 # clustering loses; a head row below the labels it learnt from is what fine-tuning loses. Needs train_2.sh (and
-# train_3.sh's mask sweep for the last row: `bash scripts/label_rows.sh mask`). Same DATA / RUNS / PROPOSER as
-# train_*.sh; rerunning continues.
+# train_3.sh's mask sweep for the last row: `bash scripts/label_rows.sh mask`). `attention` makes the first row only
+# (demo.sh's random-init reference runs it with RUNS=$RUNS/random_init). Same DATA / RUNS / PROPOSER as train_*.sh;
+# rerunning continues.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
@@ -22,8 +26,10 @@ fi
 # ----------------------------------------------------------------------------------------------
 
 KIND=${1:-pixel}
-case "$KIND" in pixel) ROWS=(attention oracle) ;; mask) ROWS=(mask) ;;
-  *) echo "error: scripts/label_rows.sh takes 'pixel' or 'mask', got '$KIND'" >&2; exit 2 ;; esac
+case "$KIND" in pixel) ROWS=(attention oracle) ;; attention) ROWS=(attention) ;; mask) ROWS=(mask) ;;
+  colour) ROWS=(colour) ;;
+  *) echo "error: scripts/label_rows.sh takes 'pixel', 'attention', 'mask' or 'colour', got '$KIND'" >&2; exit 2 ;;
+esac
 region_options
 
 dir=$RUNS/r18
@@ -35,10 +41,13 @@ score() {  # score ROW: evaluate ROW/validation (Hungarian match) and ROW/test (
 }
 for source in "${ROWS[@]}"; do
   case $source in attention) row=$RUNS/rows/labels ;; oracle) row=$RUNS/rows/labels_true_fg ;;
-    mask) row=$RUNS/rows/labels_mask ;; esac
+    mask) row=$RUNS/rows/labels_mask ;; colour) row=$RUNS/rows/colour_only ;; esac
   stage "pseudo labels on validation and test ($source) -> $row"
   for split in validation test; do
-    if [ $source = mask ]; then
+    if [ $source = colour ]; then
+      "$PY" -m uss.baselines --data "$DATA" --split $split --foreground "$RUNS/rows/labels/$split" \
+          --train-foreground "$dir/pseudo_labels_pixel" --out "$row/$split"
+    elif [ $source = mask ]; then
       "$PY" sam_refine.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
           --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" --out "$row/$split" "${REGIONS[@]}" "${LABELS[@]}"
     else

@@ -117,6 +117,21 @@ def test_loop_runs_hooks_records_epochs_and_resumes(toy, tmp_path, capsys):
     assert [r["epoch"] for r in _records(dump)] == [1, 2, 3]
 
 
+def test_zero_epochs_saves_the_initial_weights_once(toy, tmp_path):
+    from uss.training.checkpoint import load_checkpoint
+    from uss.training.loop import fit
+
+    dump, events = str(tmp_path / "init"), []
+    task = RegressionTask(_args(toy, dump, 0), events)
+    initial = {key: value.numpy().copy() for key, value in task.model.state_dict().items()}
+    state = load_checkpoint(fit(task, _args(toy, dump, 0)))
+    assert state["epoch"] == 0 and events == []  # no training hook ran
+    assert initial.keys() == state["state_dict"].keys()
+    assert all(np.array_equal(initial[key], state["state_dict"][key]) for key in initial)
+    fit(RegressionTask(_args(toy, dump, 1), events), _args(toy, dump, 1))  # and training starts from them
+    assert events[0] == ("start", 0) and load_checkpoint(os.path.join(dump, "checkpoint.safetensors"))["epoch"] == 1
+
+
 def test_batch_size_must_split_across_ranks():
     from uss.training.loop import local_batch_size
 

@@ -23,6 +23,10 @@ def configure_environment() -> None:
     # With a CUDA toolkit installed but no usable GPU, jittor's import fails unless nvcc is hidden.
     if "nvcc_path" not in os.environ and not gpu_usable():
         os.environ["nvcc_path"] = ""
+    # Jittor imports torch whenever it is installed (its FIX_TORCH_ERROR workaround), which loads torch's own OpenMP
+    # and oneDNN into every jittor process, next to jittor's. Nothing here needs that; code that uses torch imports
+    # it itself.
+    os.environ.setdefault("FIX_TORCH_ERROR", "0")
     guarded = guard_compiler()
     # Jittor names its compile cache after the current git branch; one cache for all branches avoids
     # recompiling the core (~2 minutes) whenever the checkout's branch changes. Guarded and plain compiles keep

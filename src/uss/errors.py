@@ -26,8 +26,14 @@ def one_line(error: BaseException) -> str:
 def run_cli(main: Callable[[Optional[List[str]]], object], argv: Optional[List[str]] = None) -> None:
     """Run a CLI main; an InputError becomes one line on stderr and exit status 2, not a traceback."""
     import faulthandler
+    import signal
 
     if not faulthandler.is_enabled():  # a crash in native code (jittor, a decoder) prints where it happened
+        # ... and then ends the process with its signal. Jittor's own handler (installed when jittor is imported,
+        # which every stage module does first) would run next and call exit() inside the handler, which was seen to
+        # hang for ever while holding jittor's cache lock, so that every other jittor process waited on it.
+        for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT"):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
         faulthandler.enable()
     try:
         result = main(argv)

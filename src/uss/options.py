@@ -117,7 +117,8 @@ def optimisation(epochs: int) -> argparse.ArgumentParser:
     """Epochs, batch, cosine (or poly) schedule with warm-up, SGD momentum / weight decay, LARC (PASS's defaults)."""
     parent = _parent()
     optim = parent.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=epochs)
+    optim.add_argument("--epochs", type=int, default=epochs,
+                       help="epochs to train; 0 saves the initial (random) weights as an epoch-0 checkpoint")
     optim.add_argument("--batch-size", type=int, default=256, help="global batch size (split across MPI ranks)")
     optim.add_argument("--base-lr", type=float, default=0.6)
     optim.add_argument("--final-lr", type=float, default=0.0006)

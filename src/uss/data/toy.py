@@ -9,10 +9,15 @@ images are named ``<wnid>_<8 digits>.JPEG`` and validation/test images ``ILSVRC2
 
 Each class is one shape with its own texture (disc/stripes, square/dots, triangle/checkerboard,
 star/solid, cross/waves, ring/speckle, hexagon/concentric rings, crescent/grid, heart/noise blobs,
-arrow/spokes; more classes reuse the shapes with other textures, up to 100). Everything else is drawn
-independently of the class: the two texture colours (hue, saturation, brightness), shading, object
-size (about 5% to 60% of the image), position and rotation, so colour alone does not tell the class.
-Backgrounds are cluttered: a colour gradient, smooth and pixel noise, and low-contrast thin lines and
+arrow/spokes; more classes reuse the shapes with other textures, up to 100) and, as natural categories
+have (``palette="natural"``, the default), a typical colour: a base hue per class, evenly spaced around
+the hue circle, jittered per image by 0.7 of the spacing either way, so that neighbouring classes share
+hues and colour alone does not tell the class (k-means on hue histograms stays near NMI 0.3,
+``benchmarks/demo_data.py``); saturation and brightness vary per image, and the texture's second colour
+is a lighter or darker shade of the first or, in a fifth of the objects, any colour. Shading, object size
+(about 10% to 60% of the image), position and rotation are drawn independently of the class.
+``palette="random"`` gives the first version's data: both colours independent of the class and objects
+from 5% of the image. Backgrounds are cluttered: a colour gradient, smooth and pixel noise, and low-contrast thin lines and
 small blobs (background, label 0). About a quarter of the images hold a second object of a different
 class (the folder names the main, larger object; the masks carry both); objects may overlap partly
 and the later-drawn one is on top in image and mask. Output is deterministic: each image draws from
@@ -39,7 +44,8 @@ from uss.data.layout import image_dir, label_name, segmentation_dir
 from uss.errors import InputError, run_cli
 
 GENERATOR = "uss.data.toy"
-VERSION = 1
+VERSION = 2
+PALETTES = ("natural", "random")  # class-typical colours (the default), or colours independent of the class (v1)
 SUMMARY_FILE = "toy.json"
 PARTIAL_MARKER = ".toy-incomplete"
 SPLITS = ("train", "validation", "test")
@@ -47,6 +53,10 @@ SEGMENTED_SPLITS = ("validation", "test")
 SPLIT_CODES = {"train": 1, "validation": 2, "test": 3}
 JPEG_QUALITY = 95
 MIN_AREA, MAX_AREA = 0.05, 0.60  # object area as a fraction of the image
+# Natural palette: larger smallest objects (SwAV's crops see more of the object; the demo's 8x8 C5 cells, too).
+NATURAL_MIN_AREA = 0.10
+HUE_JITTER = 0.7  # per-image hue jitter, +- this fraction of the spacing between class hues
+SHADE_RATE = 0.8  # share of objects whose second colour is a shade of the first (else any colour)
 TWO_OBJECT_RATE = 0.25
 DEFAULT_SIZE, DEFAULT_TRAIN_PER_CLASS = 64, 100  # the demo dataset (README: "The demo dataset")
 
@@ -224,12 +234,36 @@ def _hsv(rng: np.random.Generator, sat: Tuple[float, float], val: Tuple[float, f
     return np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(*sat), rng.uniform(*val)))
 
 
-def _object_colours(rng: np.random.Generator, background: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Two texture colours, drawn alike (exchangeable) and away from the background; class-independent."""
+def class_hue(index: int, classes: int) -> float:
+    """Base hue in [0, 1) of class `index` (0-based) under the natural palette: evenly spaced."""
+    return (index + 0.5) / classes
+
+
+def _natural_pair(rng: np.random.Generator, hue: float, classes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """A class-typical colour (the class hue, jittered) and a second colour: a shade of it or any colour."""
+    h = (hue + rng.uniform(-HUE_JITTER, HUE_JITTER) / classes) % 1.0
+    sat, val = rng.uniform(0.45, 1.0), rng.uniform(0.45, 1.0)
+    a = np.array(colorsys.hsv_to_rgb(h, sat, val))
+    if rng.random() < SHADE_RATE:
+        delta = rng.uniform(0.3, 0.45)
+        shade = val - delta if val >= 0.72 else min(1.0, val + delta)  # darker when there is room, else lighter
+        b = np.array(colorsys.hsv_to_rgb((h + rng.uniform(-0.03, 0.03)) % 1.0, rng.uniform(0.3, 1.0), shade))
+    else:
+        b = _hsv(rng, (0.3, 1.0), (0.35, 1.0))
+    return a, b
+
+
+def _object_colours(rng: np.random.Generator, background: np.ndarray, hue: Optional[float] = None,
+                    classes: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+    """Two texture colours away from the background: class-typical (`hue` given) or class-independent and
+    exchangeable (the random palette)."""
     best, best_score = None, -1.0
     for _ in range(64):
-        a = _hsv(rng, (0.3, 1.0), (0.35, 1.0))
-        b = _hsv(rng, (0.3, 1.0), (0.35, 1.0))
+        if hue is None:
+            a = _hsv(rng, (0.3, 1.0), (0.35, 1.0))
+            b = _hsv(rng, (0.3, 1.0), (0.35, 1.0))
+        else:
+            a, b = _natural_pair(rng, hue, classes)
         mutual = float(np.linalg.norm(a - b))
         to_bg = min(float(np.linalg.norm(a - background)), float(np.linalg.norm(b - background)))
         score = min(mutual / 0.4, to_bg / 0.25)
@@ -308,17 +342,20 @@ def _sqrt_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return rng.uniform(math.sqrt(lo), math.sqrt(max(lo, hi))) ** 2
 
 
-def render_image(rng: np.random.Generator, main_class: int, classes: int, size: int) -> Tuple[np.ndarray, np.ndarray, List[int]]:
+def render_image(rng: np.random.Generator, main_class: int, classes: int, size: int,
+                 palette: str = "natural") -> Tuple[np.ndarray, np.ndarray, List[int]]:
     """One image (HxWx3 uint8), its label map (HxW int32; 1000 on object borders) and its class ids."""
+    natural = palette == "natural"
+    smallest = NATURAL_MIN_AREA if natural else MIN_AREA
     image = _background(rng, size)
     class_ids = [main_class]
     if classes > 1 and rng.random() < TWO_OBJECT_RATE:
         other = int(rng.integers(0, classes - 1))
         class_ids.append(other + (other >= main_class))
-        first = _sqrt_uniform(rng, MIN_AREA, 0.40)
-        areas = [first, _sqrt_uniform(rng, MIN_AREA, min(first, 0.30))]
+        first = _sqrt_uniform(rng, smallest, 0.40)
+        areas = [first, _sqrt_uniform(rng, smallest, min(first, 0.30))]
     else:
-        areas = [_sqrt_uniform(rng, MIN_AREA, MAX_AREA)]
+        areas = [_sqrt_uniform(rng, smallest, MAX_AREA)]
     shapes = [class_spec(k)[0] for k in class_ids]
     order = list(range(len(class_ids)))
     if len(order) == 2 and rng.random() < 0.5:
@@ -345,7 +382,8 @@ def render_image(rng: np.random.Generator, main_class: int, classes: int, size: 
     for index in order:
         obj, sdf = objs[index], sdfs[index]
         texture = class_spec(class_ids[index])[1]
-        colour_a, colour_b = _object_colours(rng, background_mean)
+        hue = class_hue(class_ids[index], classes) if natural else None
+        colour_a, colour_b = _object_colours(rng, background_mean, hue, classes)
         period = max(4.0, rng.uniform(5.5, 9.0) * size / 96)
         u, v = _local(obj, size)
         mix = _texture(texture, u, v, period, rng)[..., None]
@@ -376,15 +414,19 @@ def _jpeg_bytes(pixels: np.ndarray) -> bytes:
 # The dataset.
 
 
-def _parameters(seed: int, classes: int, size: int, train_per_class: int, val_per_class: int, test_per_class: int) -> Dict:
+def _parameters(seed: int, classes: int, size: int, train_per_class: int, val_per_class: int, test_per_class: int,
+                palette: str) -> Dict:
     return {"generator": GENERATOR, "version": VERSION, "seed": seed, "classes": classes, "size": size,
-            "train_per_class": train_per_class, "val_per_class": val_per_class, "test_per_class": test_per_class}
+            "train_per_class": train_per_class, "val_per_class": val_per_class, "test_per_class": test_per_class,
+            "palette": palette}
 
 
 def _check_parameters(params: Dict) -> None:
     for key in ("seed", "classes", "size", "train_per_class", "val_per_class", "test_per_class"):
         if not isinstance(params[key], (int, np.integer)) or isinstance(params[key], bool):
             raise ToyDatasetError(f"{key} must be an integer, got {params[key]!r}")
+    if params["palette"] not in PALETTES:
+        raise ToyDatasetError(f"palette must be one of {', '.join(PALETTES)}, got {params['palette']!r}")
     if params["seed"] < 0:
         raise ToyDatasetError(f"seed must be >= 0, got {params['seed']}")
     if not 1 <= params["classes"] <= MAX_CLASSES:
@@ -484,7 +526,7 @@ def write_oracle_masks(out: str, oracle_dir: str, summary: Dict, *, progress: bo
             and not os.path.isfile(os.path.join(oracle_dir, label_name(item[3])))]
     for split, k, j, relative in tqdm(todo, desc="toy oracle train masks", unit="img", disable=not progress):
         rng = np.random.default_rng([summary["seed"], SPLIT_CODES[split], k, j])
-        _, label, _ = render_image(rng, k, summary["classes"], summary["size"])
+        _, label, _ = render_image(rng, k, summary["classes"], summary["size"], summary.get("palette", "random"))
         write_label_png(os.path.join(oracle_dir, label_name(relative)), label)
         written += 1
     return written
@@ -492,12 +534,12 @@ def write_oracle_masks(out: str, oracle_dir: str, summary: Dict, *, progress: bo
 
 def generate(out: str, seed: int = 0, classes: int = 10, size: int = DEFAULT_SIZE,
              train_per_class: int = DEFAULT_TRAIN_PER_CLASS, val_per_class: int = 8, test_per_class: int = 8, *,
-             oracle_masks: Optional[str] = None, progress: bool = True) -> Dict:
+             palette: str = "natural", oracle_masks: Optional[str] = None, progress: bool = True) -> Dict:
     """Write the toy ImageNet-S dataset under `out` (reused when already complete) and return its summary;
     with `oracle_masks`, also the true train masks there (see `write_oracle_masks`)."""
     if oracle_masks:
         _check_oracle_dir(out, oracle_masks)
-    summary = _generate(out, seed, classes, size, train_per_class, val_per_class, test_per_class, progress,
+    summary = _generate(out, seed, classes, size, train_per_class, val_per_class, test_per_class, palette, progress,
                         oracle_masks)
     if oracle_masks:  # a reused dataset: only the masks still missing are rendered
         written = write_oracle_masks(out, oracle_masks, summary, progress=progress)
@@ -507,8 +549,8 @@ def generate(out: str, seed: int = 0, classes: int = 10, size: int = DEFAULT_SIZ
 
 
 def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int, val_per_class: int,
-              test_per_class: int, progress: bool, oracle_dir: Optional[str] = None) -> Dict:
-    params = _parameters(seed, classes, size, train_per_class, val_per_class, test_per_class)
+              test_per_class: int, palette: str, progress: bool, oracle_dir: Optional[str] = None) -> Dict:
+    params = _parameters(seed, classes, size, train_per_class, val_per_class, test_per_class, palette)
     _check_parameters(params)
     params = {key: int(value) if isinstance(value, np.integer) else value for key, value in params.items()}
     if os.path.exists(out) and not os.path.isdir(out):
@@ -536,7 +578,7 @@ def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int
     two_objects = {split: 0 for split in SPLITS}
     for split, k, j, relative in tqdm(plan, desc="toy dataset", unit="img", disable=not progress):
         rng = np.random.default_rng([seed, SPLIT_CODES[split], k, j])
-        pixels, label, ids = render_image(rng, k, classes, size)
+        pixels, label, ids = render_image(rng, k, classes, size, palette)
         atomic_write_bytes(os.path.join(image_dir(out, split), relative), _jpeg_bytes(pixels))
         if split in SEGMENTED_SPLITS:
             write_label_png(os.path.join(segmentation_dir(out, split), label_name(relative)), label)
@@ -550,7 +592,8 @@ def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int
     summary = dict(params)
     summary.update({
         "categories": categories,
-        "class_descriptions": {c: "{} with {} texture".format(*class_spec(k)) for k, c in enumerate(categories)},
+        "class_descriptions": {c: "{} with {} texture".format(*class_spec(k)) + (
+            f", hue {class_hue(k, classes):.3f}" if palette == "natural" else "") for k, c in enumerate(categories)},
         "images": {split: len(names[split]) for split in SPLITS},
         "two_object_images": two_objects,
         "label_ids": {"background": BACKGROUND, "classes": [1, classes], "ignore": IGNORE},
@@ -575,12 +618,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--train-per-class", type=int, default=DEFAULT_TRAIN_PER_CLASS)
     parser.add_argument("--val-per-class", type=int, default=8)
     parser.add_argument("--test-per-class", type=int, default=8)
+    parser.add_argument("--palette", choices=PALETTES, default="natural",
+                        help="natural: each class has a typical colour (the demo); random: colour independent of the "
+                             "class (the first version's data)")
     parser.add_argument("--oracle-masks", default=None, metavar="DIR",
                         help="also write the true train masks to DIR, outside --out (for ceiling rows only)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     generate(args.out, seed=args.seed, classes=args.classes, size=args.size, train_per_class=args.train_per_class,
-             val_per_class=args.val_per_class, test_per_class=args.test_per_class, oracle_masks=args.oracle_masks,
+             val_per_class=args.val_per_class, test_per_class=args.test_per_class, palette=args.palette,
+             oracle_masks=args.oracle_masks,
              progress=not args.no_progress)
 
 

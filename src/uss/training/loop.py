@@ -104,6 +104,11 @@ def fit(task: TrainingTask, args: argparse.Namespace) -> str:
     task.initialise()
     optimizer = build_optimizer(task.parameters, args)
     start_epoch, _ = resume_training_state(args.dump_path, task.model, optimizer)
+    if args.epochs == 0 and not os.path.isfile(path):  # the initial weights: the random-init reference rows
+        distributed.broadcast_parameters(task.model)
+        save_training_state(args.dump_path, 0, task.model, optimizer, args)
+        log.info(f"--epochs 0: saved the initial weights to {path}")
+        return path
     if start_epoch >= args.epochs:
         log.info(f"complete: {path} has {start_epoch}/{args.epochs} epochs")
         return path
