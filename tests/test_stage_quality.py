@@ -56,7 +56,8 @@ def quality(tmp_path_factory):
         "resnet18", "pretrain", n_prototypes=8, hidden_dim=64, width=0.25, stem="small").state_dict()})
     oracle = str(base / "finetune_true_masks")
     # 24 epochs at lr 0.02: with PyTorch's BatchNorm statistics (uss.models.batchnorm) the earlier 16 at 0.05 ended
-    # at the background share + 0.1 itself (pixel accuracy 0.80-0.82 at 0.72); this ends at 0.86-0.90.
+    # at the background share + 0.1 itself (pixel accuracy 0.80-0.82 at 0.72, on the colour-random data); this
+    # ended at 0.86-0.90 there.
     finetune.main(["--data", data, "--pseudo-labels", masks, "--pretrained", init, "--dump-path", oracle, *BACKBONE,
                    "--head", "linear", "--epochs", "24", "--batch-size", "8", "--crop-size", str(SIZE),
                    "--min-scale", "0.5", "--base-lr", "0.02", "--final-lr", "0.002", "--wd", "1e-4",
