@@ -69,4 +69,7 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
 $PY -m uss.report --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
     --result "$RUNS/test_py/test_result.json" --curve "$RUNS/r18/cluster/threshold_curve.png" \
     --curve "$RUNS/r18/mask_sweep/threshold_curve.png" --out "$RUNS/report.png"
-echo "table: $RUNS/results.md; report image: $RUNS/report.png; stage wall times: $RUNS/timings.tsv"
+$PY -m uss.gallery --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
+    --out "$RUNS/gallery"
+echo "table: $RUNS/results.md; report image: $RUNS/report.png; gallery: $RUNS/gallery/index.html;" \
+    "stage wall times: $RUNS/timings.tsv"
