@@ -148,6 +148,43 @@ def _overview(entries: Sequence[dict], coverage: Dict[int, List[Tuple[float, int
             + "".join(rows) + "</table>")
 
 
+# Appended to a copy of a page: once everything has loaded, list the images the browser could not decode.
+_PROBE = """<script>window.addEventListener('load', () => {
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+  const out = document.createElement('pre'); out.id = 'uss-probe';
+  out.textContent = JSON.stringify({images: document.images.length, broken: broken,
+                                    text: document.body.innerText.length});
+  document.body.appendChild(out);
+});</script>"""
+
+
+def check_in_browser(page: str, browser: Optional[str] = None, timeout: int = 120) -> dict:
+    """Load a gallery page in headless Chromium; returns {"images": n, "broken": [src...], "text": characters}."""
+    import json
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = browser or shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not browser:
+        raise FileNotFoundError("no headless Chromium found (Debian: apt-get install chromium)")
+    with open(page) as handle:
+        text = handle.read()
+    folder = os.path.dirname(os.path.abspath(page))
+    with tempfile.NamedTemporaryFile("w", suffix=".html", dir=folder, delete=False) as probe:
+        probe.write(text.replace("</body>", _PROBE + "</body>"))
+    try:
+        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                               "--dump-dom", "file://" + probe.name], capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(probe.name)
+    found = re.search(r"<pre id=\"uss-probe\">(.*?)</pre>", done.stdout, flags=re.S)
+    if not found:
+        raise RuntimeError(f"{page}: the browser did not finish loading the page (exit {done.returncode})")
+    return json.loads(html.unescape(found.group(1)))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command line: python -m uss.gallery --data D --split S --pred P [--match M] --out G."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], parents=[options.dataset("validation")])
@@ -156,10 +193,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--out", required=True, help="gallery folder (index.html, page-*.html, thumbs/)")
     parser.add_argument("--per-page", type=int, default=60)
     parser.add_argument("--thumb", type=int, default=160, help="thumbnail size in pixels")
+    parser.add_argument("--check", action="store_true",
+                        help="then load every page in headless Chromium: no broken image, not blank")
     args = parser.parse_args(argv)
     pages = build_gallery(ImageNetSSplit(args.data, args.split), args.pred, args.out,
                           load_match(args.match) if args.match else None, args.per_page, args.thumb)
     print(f"gallery: {pages[0]} ({len(pages)} page(s))")
+    for page in pages if args.check else []:
+        state = check_in_browser(page)
+        if state["broken"] or not state["images"] or state["text"] < 100:
+            raise SystemExit(f"error: {page}: {len(state['broken'])} broken of {state['images']} images, "
+                             f"{state['text']} characters of text: {state['broken'][:3]}")
+        print(f"checked in Chromium: {page}: {state['images']} images, none broken")
 
 
 if __name__ == "__main__":
