@@ -38,8 +38,9 @@ def _foreground(labels: str, name: str, shape: tuple) -> np.ndarray:
     return (label != BACKGROUND) & (label != IGNORE)
 
 
-def foreground_hue_histograms(split: ImageNetSSplit, labels: str) -> tuple:
-    """(N x bins hue histograms of each image's foreground pixels, N x H x W foreground masks as a list)."""
+def foreground_hue_histograms(split: ImageNetSSplit, labels: str, keep_masks: bool = True) -> tuple:
+    """(N x bins hue histograms of each image's foreground pixels, the foreground masks as a list when
+    `keep_masks`, else an empty list)."""
     from uss.evaluation.feature_nmi import hue_histograms
 
     rows, masks = [], []
@@ -48,7 +49,8 @@ def foreground_hue_histograms(split: ImageNetSSplit, labels: str) -> tuple:
         mask = _foreground(labels, name, image.shape[:2])
         pixels = image[mask] if mask.any() else image.reshape(-1, 3)  # an empty foreground: the whole image
         rows.append(hue_histograms([pixels[None]])[0])
-        masks.append(mask)
+        if keep_masks:
+            masks.append(mask)
     return np.stack(rows), masks
 
 
@@ -58,7 +60,7 @@ def write_colour_only_predictions(split: ImageNetSSplit, foreground: str, train:
     hue histograms, then each image of `split` labelled inside its foreground; returns the count."""
     from uss.clustering import kmeans
 
-    fit, _ = foreground_hue_histograms(train, train_foreground)
+    fit, _ = foreground_hue_histograms(train, train_foreground, keep_masks=False)
     centroids, _, _ = kmeans(fit, k, restarts=10, iterations=50, seed=seed)
     histograms, masks = foreground_hue_histograms(split, foreground)
     nearest = ((histograms[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
