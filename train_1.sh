@@ -3,6 +3,7 @@
 #   bash train_1.sh                                   demo settings on the embedded dataset (data/toy)
 #   DATA=/path/to/ImageNetS50 bash train_1.sh         paper settings (PASS, ImageNet-S50)
 #   DATA=... NGPU=8 bash train_1.sh                   the same under mpirun -np 8
+#   DATA=/path/to/photos CLASSES=12 PRESET=small bash train_1.sh   your own images (a plain folder, no labels), CPU
 # Rerunning continues an interrupted run; a finished stage is skipped.
 #   PRETRAIN_EXTRA="--epochs 0" RUNS=runs/demo/random_init bash train_1.sh   the initial (random) weights only:
 #                                                     demo.sh's random-init reference row
@@ -11,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 DEFAULT_ARCHS="r18 r50"
 BACKBONE=()
-if [ "$PRESET" = demo ]; then
+if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   # The demo regime (benchmarks/demo_regime.md): 64-px images through a quarter-width ResNet-18 with the
   # small-input stem (one 3x3/1 conv, no max-pool), so C5 is 8x8 instead of the 2x2 a 224-px ImageNet
   # stem leaves; SwAV with LARC and a soft temperature (plain SGD at T=0.1 stays at ln K here, in PyTorch too).
@@ -25,6 +26,11 @@ if [ "$PRESET" = demo ]; then
           --crops-for-assign 0 1 --sinkhorn-iterations 3 --feat-dim 128 --shallow 3 --weights 1 1 --grid-size 7
           --color-strength 1.0 --momentum 0.9 --schedule cosine)
   R18=(--epochs 10 --warmup-epochs 1 --hidden-mlp 128)  # projection width: C5 has only 128 channels
+  if [ "$PRESET" = small ]; then
+    # PRESET=small (a few hundred images of your own, scaled to short side 96 by scripts/common.sh): the demo's
+    # settings and about the demo's number of steps (310 at 300 images: 9 per epoch at batch 32).
+    R18=(--epochs 34 --warmup-epochs 3 --hidden-mlp 128)
+  fi
 else
   # PASS's PyTorch recipe (LUSSeg/PASS main branch), every value from the file named; LARC trust 0.001, clip off,
   # from main:main_pretrain.py; --batch-size is the global batch: 8 GPUs x BATCH=32 = 256.
@@ -48,6 +54,6 @@ ARCHS=${ARCHS:-$DEFAULT_ARCHS}  # or ARCHS="r18" / "r50" to run one backbone
 for arch in $ARCHS; do
   if [ "$arch" = r18 ]; then net=resnet18; extra=("${R18[@]}"); else net=resnet50; extra=("${R50[@]}"); fi
   stage "pretrain $net [$PRESET] -> $RUNS/$arch/pretrain"
-  launch main_pretrain.py --data "$DATA" --arch $net --dump-path "$RUNS/$arch/pretrain" "${BACKBONE[@]}" \
-      "${COMMON[@]}" "${extra[@]}" ${PRETRAIN_EXTRA:-}
+  launch main_pretrain.py --data "$TRAIN_DATA" --arch $net --dump-path "$RUNS/$arch/pretrain" "${BACKBONE[@]}" \
+      "${COMMON[@]}" "${extra[@]}" "${SKIP_BAD[@]}" ${PRETRAIN_EXTRA:-}
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Stage 2: pixel attention, k-means clustering and the background-threshold sweep, for ResNet-18 and
-# ResNet-50; ends by printing the chosen thresholds (written to $RUNS/<arch>/cluster/threshold.json,
-# which the pseudo-label stages read by default). Needs train_1.sh. Same DATA / NGPU / RUNS as train_1.sh.
+# Stage 2: pixel attention, k-means clustering and the background threshold, for ResNet-18 and ResNet-50; ends by
+# printing the chosen thresholds (written to $RUNS/<arch>/cluster/threshold.json, which the pseudo-label stages read
+# by default). Needs train_1.sh. Same DATA / NGPU / RUNS as train_1.sh. The threshold is swept on the validation
+# ground truth (PASS) when $DATA has it, else chosen from the data alone; THRESHOLD=label-free forces the latter.
 # Starting from released weights instead of train_1.sh (PyTorch or Jittor files are read weights-only):
 #   ARCHS=r50 PRETRAINED_R50=weights/swav_800ep_pretrain.pth.tar bash train_2.sh        SwAV ResNet-50
 #   PRETRAINED_R18=weights/pass50_pretrained.pth.tar ARCHS=r18 bash train_2.sh           PASS's release
@@ -11,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 DEFAULT_ARCHS="r18 r50"
 BACKBONE=()
-if [ "$PRESET" = demo ]; then
+if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   # As train_1.sh: ResNet-18 only, its demo backbone, LARC and T=0.5. The attention spans only about +-0.06
   # around 0.5, so the sweep takes 101 quantiles of it on validation ("auto") instead of a fixed grid.
   DEFAULT_ARCHS=r18
@@ -24,6 +25,9 @@ if [ "$PRESET" = demo ]; then
   R18=(--epochs 4 --hidden-mlp 128)
   CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2 --seed 31)
   SWEEP=(--short-side 64 --thresholds auto)
+  if [ "$PRESET" = small ]; then
+    R18=(--epochs 13 --hidden-mlp 128)  # about the demo's 124 steps at 300 images (9 per epoch at batch 32)
+  fi
 else
   # PASS's PyTorch recipe (LUSSeg/PASS main branch): LARC trust 0.001, clip off, from main:main_pixel_attention.py;
   # global batch 8 GPUs x BATCH=32 = 256.
@@ -51,22 +55,22 @@ for arch in $ARCHS; do
   dir=$RUNS/$arch
   start=PRETRAINED_${arch^^}
   stage "pixel attention $net [$PRESET] -> $dir/pixel_attention"
-  launch main_pixel_attention.py --data "$DATA" --arch $net --pretrained "${!start:-$dir/pretrain/checkpoint.safetensors}" \
-      --dump-path "$dir/pixel_attention" "${BACKBONE[@]}" "${ATTENTION[@]}" "${extra[@]}" ${ATTENTION_EXTRA:-}
+  launch main_pixel_attention.py --data "$TRAIN_DATA" --arch $net \
+      --pretrained "${!start:-$dir/pretrain/checkpoint.safetensors}" --dump-path "$dir/pixel_attention" \
+      "${BACKBONE[@]}" "${ATTENTION[@]}" "${extra[@]}" "${SKIP_BAD[@]}" ${ATTENTION_EXTRA:-}
   stage "cluster $net -> $dir/cluster"
-  launch cluster.py --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
-      --dump-path "$dir/cluster" "${CLUSTER[@]}"
-  stage "background-threshold sweep $net on validation -> $dir/cluster/threshold.json"
+  launch cluster.py --data "$TRAIN_DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
+      --dump-path "$dir/cluster" "${CLUSTER[@]}" "${CLASS_ARGS[@]}" "${SKIP_BAD[@]}"
+  stage "background threshold $net ($THRESHOLD) -> $dir/cluster/threshold.json"
   if [ -f "$dir/cluster/threshold.json" ]; then
     echo "complete: $dir/cluster/threshold.json"
   else
-    "$PY" pseudo_labels.py sweep --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
-        --cluster-dir "$dir/cluster" "${SWEEP[@]}"
+    "$PY" pseudo_labels.py "$THRESHOLD" --data "$TRAIN_DATA" \
+        --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" "${SWEEP[@]}"
   fi
 done
 
 stage "chosen background thresholds"
 for arch in $ARCHS; do
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: threshold {d['threshold']:.3f}, validation mIoU {100*d['mIoU']:.2f} (per-pixel labels)\")" \
-      "$RUNS/$arch/cluster/threshold.json" "$arch"
+  echo "$arch: $("$PY" -m uss.labeling.threshold "$RUNS/$arch/cluster/threshold.json")"
 done

@@ -11,7 +11,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
-if [ "$PRESET" = demo ]; then
+if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   PROPOSER=${PROPOSER:-superpixel}
   LABELS=(--short-side 64 --thresholds auto)
 else
@@ -29,22 +29,22 @@ if [ "$PROPOSER" != sam ]; then
   echo "note: regions come from superpixels, standing in for SAM masks (PROPOSER=sam needs $SAM_CHECKPOINT)"
 fi
 dir=$RUNS/r18
-COMMON=(--data "$DATA" --pretrained "${PIXEL_ATTENTION:-$dir/pixel_attention/checkpoint.safetensors}"
+COMMON=(--data "$TRAIN_DATA" --pretrained "${PIXEL_ATTENTION:-$dir/pixel_attention/checkpoint.safetensors}"
         --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" "${REGIONS[@]}" "${LABELS[@]}")
 if [ -n "${CENTROIDS:-}" ]; then COMMON+=(--centroids "$CENTROIDS"); fi
 if [ -n "${PIXEL_THRESHOLD:-}" ]; then COMMON+=(--pixel-threshold "$PIXEL_THRESHOLD"); fi
 
-stage "mask-threshold sweep on validation ($PROPOSER regions) -> $dir/mask_sweep/threshold.json"
+stage "mask threshold ($THRESHOLD, $PROPOSER regions) -> $dir/mask_sweep/threshold.json"
 if [ -f "$dir/mask_sweep/threshold.json" ]; then
   echo "complete: $dir/mask_sweep/threshold.json"
 else
-  "$PY" sam_refine.py sweep "${COMMON[@]}"
+  "$PY" sam_refine.py "$THRESHOLD" "${COMMON[@]}"
 fi
 stage "mask pseudo labels for the training split -> $dir/pseudo_labels_mask"
-launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask"
+launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask" "${ALLOW_FAILURES[@]}"
 
-stage "chosen thresholds (validation mIoU of the labels themselves)"
+stage "chosen thresholds (with a sweep: the validation mIoU of the labels themselves)"
 for f in "$dir/cluster/threshold.json" "$dir/mask_sweep/threshold.json"; do
   [ -f "$f" ] || continue
-  "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(f\"{d['labels']:>22}: threshold {d['threshold']:.3f}, mIoU {100*d['mIoU']:.2f}\")" "$f"
+  "$PY" -m uss.labeling.threshold "$f"
 done

@@ -4,6 +4,8 @@
 # split (uses it), with test-time refinement by the region proposer's masks, ending with result.zip.
 #   bash train_4.sh                                   demo (superpixel regions)
 #   DATA=/path/to/ImageNetS50 NGPU=8 bash train_4.sh  paper settings, SAM ViT-B from weights/sam_vit_b_01ec64.pth
+#   DATA=/path/to/photos CLASSES=12 PRESET=small bash train_4.sh   a plain folder: predicts every image (the model's
+#                                     own ids, no match: there are no labels) into $RUNS/test_py/all, then a gallery
 # Same DATA / NGPU / RUNS / PROPOSER / SAM_CHECKPOINT as train_3.sh. Rerunning continues.
 #   LABELS=DIR TAG=_name bash train_4.sh  the same recipe on other labels (the demo's ceiling row passes the true
 #                                         train masks), written to finetune_upernet_name/, test_py_name/, result_name.zip
@@ -16,7 +18,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 UPERNET_ARCH=r50
-if [ "$PRESET" = demo ]; then
+if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   # The demo's UPerNet sits on train_1's demo ResNet-18 (the only backbone the demo pretrains), with 32 inner
   # channels: with the small stem C2 has stride 1, and 512 channels there would cost 250x the backbone.
   UPERNET_ARCH=r18
@@ -27,6 +29,9 @@ if [ "$PRESET" = demo ]; then
             --schedule cosine --warmup-epochs 0)
   TEST=(--short-side 64 --max-pixels 1000000)
   TEST_SPLIT=test
+  if [ "$PRESET" = small ]; then
+    FINETUNE+=(--epochs 13)  # about the demo's 250 steps at 300 images (19 per epoch at batch 16)
+  fi
 else
   PROPOSER=${PROPOSER:-sam}
   # UPerNet: mmsegmentation's recipe, configs/upernet/upernet_r50_512x512_80k_ade20k.py with
@@ -55,11 +60,22 @@ tuned=$RUNS/$UPERNET_ARCH/finetune_upernet$TAG
 ckpt=$tuned/checkpoint.safetensors
 start=PRETRAINED_${UPERNET_ARCH^^}
 stage "fine-tune UPerNet ($UPERNET_ARCH) on $LABELS -> $tuned"
-launch main_pixel_finetuning.py --data "$DATA" --pseudo-labels "$LABELS" \
+launch main_pixel_finetuning.py --data "$TRAIN_DATA" --pseudo-labels "$LABELS" \
     --pretrained "${!start:-$RUNS/$UPERNET_ARCH/pretrain/checkpoint.safetensors}" --dump-path "$tuned" "${FINETUNE[@]}" \
-    ${FINETUNE_EXTRA:-}
+    "${CLASS_ARGS[@]}" "${SKIP_BAD[@]}" ${FINETUNE_EXTRA:-}
 
 out=$RUNS/test_py$TAG
+if [ "$PLAIN" = 1 ]; then
+  # No labels anywhere: every image of the folder (its originals; unreadable ones reported and skipped), the model's
+  # own ids, then a gallery to look through them. Small: the originals are full size, so the paper's superpixels.
+  if [ "$PRESET" = small ]; then region_options paper; fi
+  stage "test.py on every image of $DATA -> $out/all"
+  launch test.py --split all --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
+      --match none --allow-failures
+  stage "gallery -> $RUNS/gallery$TAG/index.html"
+  "$PY" -m uss.gallery --data "$DATA" --split all --pred "$out/all" --out "$RUNS/gallery$TAG"
+  exit 0
+fi
 stage "test.py on validation (Hungarian match) -> $out/validation"
 launch test.py --split validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}"
 stage "test.py on $TEST_SPLIT (validation match, submission) -> $out/$TEST_SPLIT, $RUNS/result$TAG.zip"

@@ -29,9 +29,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def preset_block(script: str, preset: str) -> str:
-    """The text of the demo (`then`) or paper (`else`) branch of the script's `if [ "$PRESET" = demo ]` block."""
+    """The text of the demo (`then`) or paper (`else`) branch of the script's `if [ "$PRESET" = demo ]` block (which
+    PRESET=small shares, adjusting some values inside it)."""
     text = open(os.path.join(ROOT, script)).read()
-    match = re.search(r'if \[ "\$PRESET" = demo \]; then\n(.*?)\nelse\n(.*?)\nfi\n', text, re.S)
+    match = re.search(r'if \[ "\$PRESET" = demo \](?: \|\| \[ "\$PRESET" = small \])?; then\n(.*?)\nelse\n(.*?)\nfi\n',
+                      text, re.S)
     assert match, f"{script}: no preset block"
     return match.group({"demo": 1, "paper": 2}[preset])
 

@@ -67,7 +67,7 @@ def test_subcommands_keep_the_command_lines_and_refuse_a_missing_word_or_out(cap
     generate = parser.parse_args(["generate", *LABELS, "--split", "test", "--foreground", "oracle", "--out", "o"])
     assert (generate.mode, generate.split, generate.foreground, generate.out, generate.threshold) == \
         ("generate", "test", "oracle", "o", None)
-    for argv, message in (([*LABELS], "sweep,generate"), (["generate", *LABELS], "required: --out"),
+    for argv, message in (([*LABELS], "sweep,label-free,generate"), (["generate", *LABELS], "required: --out"),
                           (["label", *LABELS, "--out", "o"], "invalid choice: 'label'")):
         with pytest.raises(SystemExit) as stop:
             parser.parse_args(argv)

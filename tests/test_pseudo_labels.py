@@ -1,6 +1,7 @@
 """Per-pixel pseudo labels: the sweep's threshold really reaches generation, resumability, sharding."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -121,3 +122,23 @@ def test_sweep_writes_curve_and_choice(setup, tmp_path):
     assert (tmp_path / "threshold_curve.png").stat().st_size > 1000
     # Threshold 1.0 makes everything background: F-measure 0 (no foreground predicted).
     assert curve[2]["FMeasure"] == 0.0
+
+
+def test_label_free_choice_reads_no_labels_and_reaches_generation(setup, tmp_path):
+    from uss.labeling.threshold import apply_threshold
+    from uss.stages.pseudo_labels import main
+
+    data = tmp_path / "unlabelled"
+    # The same images with every ground-truth folder removed: the choice must not need any.
+    shutil.copytree(os.path.join(setup["data"], "train"), data / "train")
+    centroids = os.path.join(setup["cluster"], "centroids.npy")
+    main(["label-free", "--data", str(data), "--pretrained", setup["ckpt"], "--cluster-dir", setup["cluster"],
+          "--short-side", "64", "--out", str(tmp_path / "chosen")])
+    chosen = json.load(open(tmp_path / "chosen" / "threshold.json"))
+    assert chosen["split"] == "train" and chosen["side_from"] == "border prior"
+    main(["generate", "--data", str(data), "--pretrained", setup["ckpt"], "--cluster-dir", str(tmp_path / "chosen"),
+          "--centroids", centroids, "--short-side", "64", "--out", str(tmp_path / "labels")])
+    split = ImageNetSSplit(str(data), "train")
+    classes, attention = labeler_for(setup)(split.load(1).image)
+    written = read_label_png(str(tmp_path / "labels" / split.names[1].replace(".JPEG", ".png")))
+    assert np.array_equal(written, apply_threshold(classes, attention, chosen["threshold"], chosen["background"]))

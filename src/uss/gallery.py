@@ -19,6 +19,7 @@ from tqdm import tqdm
 from uss import options
 from uss.atomic import atomic_write_bytes, atomic_write_text
 from uss.data import layout
+from uss.data.image_io import ImageFileError
 from uss.data.label_png import IGNORE, read_label_png
 from uss.data.split import ImageNetSSplit
 from uss.evaluation.matching import apply_match, load_match
@@ -82,9 +83,18 @@ def build_gallery(split: ImageNetSSplit, pred_dir: str, out: str, match: Optiona
     entries: List[dict] = []
     coverage: Dict[int, List[Tuple[float, int]]] = {}
     top_id = 0
+    skipped: List[str] = []  # unreadable images (test.py skipped them too) and images without a prediction
     for index, name in enumerate(tqdm(split.names, desc=f"gallery ({split.split})", unit="img", disable=not progress)):
-        item = split.load(index)
-        pred = read_label_png(os.path.join(pred_dir, layout.label_name(name)))
+        pred_path = os.path.join(pred_dir, layout.label_name(name))
+        if not os.path.isfile(pred_path):
+            skipped.append(f"{name}: no prediction ({pred_path})")
+            continue
+        try:
+            item = split.load(index)
+        except ImageFileError as error:
+            skipped.append(str(error))
+            continue
+        pred = read_label_png(pred_path)
         if pred.shape != item.image.shape[:2]:
             raise ValueError(f"{os.path.join(pred_dir, layout.label_name(name))}: prediction {pred.shape} and image "
                              f"{item.image.shape[:2]} differ in size")
@@ -115,6 +125,9 @@ def build_gallery(split: ImageNetSSplit, pred_dir: str, out: str, match: Optiona
             figures.append(f"<figure id='i{stem}'><div style='display:flex;gap:2px'>{images}</div>"
                            f"<figcaption>{caption}</figcaption></figure>")
         head = f"<h1>{html.escape(split.split)}: {len(entries)} images, predictions from {html.escape(pred_dir)}</h1>"
+        if skipped:
+            head += (f"<p>{len(skipped)} image(s) not shown: " + "; ".join(html.escape(m) for m in skipped[:20])
+                     + (" ..." if len(skipped) > 20 else "") + "</p>")
         body = head + _nav(page, pages)
         if page == 0:
             body += _overview(entries, coverage, colors, strip, per_page, match is not None)

@@ -204,6 +204,9 @@ def labelling(sides: Sequence[str], cluster_help: str, what: str, source: str) -
     group.add_argument("--background", default=None, choices=sides,
                        help="generate: which side of the threshold is background (default: the sweep's choice, "
                             "or 'below' as PASS with --threshold)")
+    parent.add_argument("--allow-failures", action="store_true",
+                        help="generate: exit status 0 even when some images could not be labelled (they are listed "
+                             "in <out>_failures.txt)")
     return parent
 
 

@@ -8,8 +8,13 @@
 
 Without categories.txt the class order is the sorted list of train/ subfolders (as ImageNet-S's
 category files are sorted wnids); without a name list a split is the sorted walk of its folder.
+
+A plain image folder (none of the split folders below, no categories.txt; images at any depth, no labels) is a
+dataset too: every split name means all of its images, none has ground truth, and the number of classes is
+given by the caller (--num-classes; CLASSES=N for the train_*.sh scripts).
 """
 import os
+import sys
 from typing import List, Optional
 
 from uss.errors import InputError
@@ -19,12 +24,24 @@ HOW_TO_SET = ("pass --data <folder with train/ validation/ ...> (or set DATA=...
               "the demo dataset is made by: python -m uss.data.toy --out data/toy")
 
 
+SPLIT_FOLDERS = ("train", "validation", "test", "testA", "testB")
+PLAIN_FOLDER_CLASSES = ("a plain image folder names no classes: pass --num-classes N (CLASSES=N for the "
+                        "train_*.sh scripts)")
+
+
 class DatasetNotFoundError(InputError, FileNotFoundError):
     """A dataset folder that is missing or empty; the message says what was expected and how to set it."""
 
 
+def is_plain_folder(root: str) -> bool:
+    """True for a folder of images without the ImageNet-S layout (no split folder, no categories.txt)."""
+    return (os.path.isdir(root) and not os.path.isfile(os.path.join(root, "categories.txt"))
+            and not any(os.path.isdir(os.path.join(root, split)) for split in SPLIT_FOLDERS))
+
+
 def image_dir(root: str, split: str) -> str:
-    return os.path.join(root, split)
+    """The folder of a split's images: <root>/<split>, or the whole folder for a plain image folder."""
+    return root if is_plain_folder(root) else os.path.join(root, split)
 
 
 def segmentation_dir(root: str, split: str) -> str:
@@ -57,6 +74,8 @@ def require_dir(path: str, what: str) -> None:
 
 def list_images(root: str, split: str) -> List[str]:
     """Sorted relative paths (``wnid/name.JPEG``) of a split's images; one-line error when missing or empty."""
+    if is_plain_folder(root):
+        return plain_folder_images(root)
     folder = image_dir(root, split)
     require_dir(folder, f"ImageNet-S split '{split}'")
     name_list = os.path.join(root, "names", f"{split}.txt")
@@ -77,6 +96,22 @@ def list_images(root: str, split: str) -> List[str]:
     return names
 
 
+def plain_folder_images(root: str) -> List[str]:
+    """Every image under a plain folder (sorted relative paths, hidden files and folders skipped). Two images whose
+    outputs would share a name (photo.jpg and photo.png) keep the first; the other is reported and skipped."""
+    names, kept = [name for name in relative_files(root) if is_image_file(name)], {}
+    for name in names:
+        if label_name(name) in kept:
+            print(f"warning: {os.path.join(root, name)}: skipped, its label file would overwrite that of "
+                  f"{kept[label_name(name)]}", file=sys.stderr)
+        else:
+            kept[label_name(name)] = name
+    if not kept:
+        raise DatasetNotFoundError(f"no images found under {root} (looked for {', '.join(IMAGE_EXTENSIONS)}); "
+                                   f"{HOW_TO_SET}")
+    return sorted(kept.values())
+
+
 def load_categories(root: str) -> List[str]:
     """Class names (wnids) in class-id order: entry i is class id i + 1."""
     listed = os.path.join(root, "categories.txt")
@@ -86,6 +121,8 @@ def load_categories(root: str) -> List[str]:
         if categories:
             return categories
         raise DatasetNotFoundError(f"{listed}: category list is empty")
+    if is_plain_folder(root):
+        raise DatasetNotFoundError(f"{root}: {PLAIN_FOLDER_CLASSES}")
     train = image_dir(root, "train")
     require_dir(train, "ImageNet-S train split (needed for the class list when categories.txt is absent)")
     categories = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))

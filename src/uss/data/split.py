@@ -16,12 +16,14 @@ class LoadedImage(NamedTuple):
 
 
 class ImageNetSSplit:
-    """Names and loading for ``<root>/<split>`` (train, validation, test, testA, testB or any folder)."""
+    """Names and loading for ``<root>/<split>`` (train, validation, test, testA, testB or any folder), or for every
+    image of a plain image folder whatever the split's name (`uss.data.layout`)."""
 
     def __init__(self, root: str, split: str, names: Optional[Sequence[str]] = None):
         self.root = root
         self.split = split
         self.names: List[str] = list(names) if names is not None else layout.list_images(root, split)
+        self._image_dir = layout.image_dir(root, split)  # once: a plain folder is recognised by looking at it
 
     def __len__(self) -> int:
         return len(self.names)
@@ -31,7 +33,7 @@ class ImageNetSSplit:
 
     @property
     def image_dir(self) -> str:
-        return layout.image_dir(self.root, self.split)
+        return self._image_dir
 
     @property
     def segmentation_dir(self) -> str:

@@ -62,6 +62,16 @@ def resolve_threshold(explicit: Optional[float], threshold_file: str,
     return threshold, explicit_side or load_background_side(threshold_file), threshold_file
 
 
+def describe_choice(path: str) -> str:
+    """One line for a threshold.json: the threshold, its side, and how it was chosen (with the sweep's mIoU)."""
+    with open(path) as handle:
+        chosen = json.load(handle)
+    how = (f"{chosen['split']} mIoU {100 * chosen['mIoU']:.2f}" if chosen.get("mIoU") is not None
+           else f"{chosen.get('method', 'given')}, on {chosen.get('split', '?')}")
+    return (f"{chosen.get('labels', '?'):>22}: threshold {chosen['threshold']:.3f}, background "
+            f"{chosen.get('background', BELOW)} ({how})")
+
+
 def is_background(attention: np.ndarray, threshold: float, side: str = BELOW) -> np.ndarray:
     """Where the attention marks background: below the threshold (PASS), or above it for an inverted attention."""
     if side not in SIDES:
@@ -154,6 +164,13 @@ def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_class
                        best["threshold"])
     save_png(os.path.join(out_dir, "threshold_curve.png"), chart)
     chosen = {"threshold": float(best["threshold"]), "background": best["background"], "mIoU": best["mIoU"],
-              "split": split.split, "labels": label_source, "images": len(split)}
+              "method": "ground-truth sweep", "split": split.split, "labels": label_source, "images": len(split)}
     atomic_write_json(os.path.join(out_dir, THRESHOLD_FILE), chosen)
     return chosen
+
+
+if __name__ == "__main__":  # python -m uss.labeling.threshold FILE...: one line per threshold.json
+    import sys
+
+    for name in sys.argv[1:]:
+        print(describe_choice(name))

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> str:
         log.info(f"complete: {centroids_path}")
         return centroids_path
     split = ImageNetSSplit(args.data, args.split)
-    categories = layout.load_categories(args.data)
+    categories = None if args.num_classes and layout.is_plain_folder(args.data) else layout.load_categories(args.data)
     k = args.num_classes or len(categories)
     model = load_pixel_attention_model(args.pretrained)
     log.info(f"embedding {len(split)} images of {split.image_dir} with {args.pretrained}")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> str:
                "iterations": args.iterations, "seed": args.seed, "objective": objective, "kmeans": "faiss",
                "faiss_device": device,
                "kmeans_seconds": time.time() - start, "pretrained": args.pretrained}
-    classes = np.array([layout.class_of(name, categories) or 0 for name in split.names]) - 1
+    classes = np.array([layout.class_of(name, categories or []) or 0 for name in split.names]) - 1
     if (classes >= 0).all():
         summary.update(clustering_scores(labels, classes, k))
         log.info(f"k={k}: NMI {summary['nmi']:.3f}, matched accuracy {summary['accuracy']:.3f} "

@@ -4,10 +4,12 @@ For an image resized to --short-side: cosine similarity of every (x4-upsampled, 
 pixel feature to every centroid, argmax + 1, nearest-upsampled to the image size; pixels whose
 channel-mean attention (bilinearly upsampled) is below the background threshold become 0.
 
-Two modes:
+Three modes:
   sweep    on a split with ground truth (validation): evaluate the labels for a range of thresholds
            with the project's evaluator (Hungarian match per threshold), write threshold_curve.json,
            threshold_curve.png and threshold.json (the chosen threshold), which later stages read.
+  label-free  no ground truth: the threshold and its side from the data alone (uss.labeling.label_free: Otsu on
+           the attention of train images, background side by the border prior) -> threshold.json
   generate one label PNG per image of a split (train) with uss.writer (atomic, resumable, shardable across
            MPI ranks or with --shard i/n; failures listed in <out>_failures.txt, exit status 1). The threshold
            is --threshold if given, else threshold.json.
@@ -23,6 +25,7 @@ from uss import options, writer
 from uss.data.label_png import read_label_png
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
+from uss.labeling import label_free
 from uss.labeling.labelers import PixelLabeler, load_centroids
 from uss.labeling.threshold import (SIDES, THRESHOLD_FILE, apply_threshold, oracle_foreground_labels,
                                     resolve_threshold, resolve_thresholds, sweep)
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep": ("choose the background threshold on a split with ground truth -> threshold.json",
                   [*shared(), options.label_folder(False, "folder for threshold.json and the curve "
                                                           "(default: <cluster-dir>)")]),
+        "label-free": ("choose the background threshold from the data alone (no ground truth) -> threshold.json",
+                       [*shared(), options.label_folder(False, "folder for threshold.json and the histogram "
+                                                               "(default: <cluster-dir>)")]),
         "generate": ("write one label PNG per image of a split", [*shared(), options.label_folder()])})
     return parser
 
@@ -63,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         log.info(f"chosen threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation mIoU "
                  f"{100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
+        return 0
+    if args.mode == "label-free":
+        chosen = label_free.choose(lambda image: label_free.pixel_values(labeler(image)[1]), split,
+                                   args.out or args.cluster_dir, side=args.background)
+        log.info(f"chosen threshold {chosen['threshold']:.3f}, background {chosen['background']} "
+                 f"({chosen['side_from']}; no labels read) -> {os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
         return 0
     part = writer.this_part(args.shard)
     if args.foreground == "oracle":
@@ -87,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         desc = f"pseudo labels ({split.split})"
     summary = writer.write_split(split, args.out, label_fn, part, desc)
     log.info(f"{summary.describe()} -> {args.out}")
-    return 1 if writer.settle(split, args.out, part, summary, f"[{log.stage}]") else 0
+    failed = writer.settle(split, args.out, part, summary, f"[{log.stage}]")
+    return 1 if failed and not args.allow_failures else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

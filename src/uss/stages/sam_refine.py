@@ -8,6 +8,8 @@ the per-pixel label (per-pixel threshold from train_2's sweep).
 
 Modes, as for per-pixel labels:
   sweep    on validation: mIoU vs mask threshold -> <sweep-dir>/threshold_curve.{json,png}, threshold.json
+  label-free  no ground truth: the mask threshold from the data alone (uss.labeling.label_free: Otsu on the masks'
+           area-weighted mean attention over train images; the per-pixel labels' background side) -> threshold.json
   generate one label PNG per image (train) with uss.writer (atomic, resumable, shardable: MPI ranks or
            --shard i/n); the mask threshold is --threshold, else <sweep-dir>/threshold.json.
 
@@ -19,6 +21,7 @@ from typing import List, Optional
 
 from uss import options, writer
 from uss.data.split import ImageNetSSplit
+from uss.labeling import label_free
 from uss.labeling.labelers import MaskLabeler, PixelLabeler, load_centroids
 from uss.labeling.threshold import SIDES, THRESHOLD_FILE, resolve_threshold, resolve_thresholds, sweep
 from uss.models.trained import load_pixel_attention_model
@@ -43,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands = options.subcommands(parser, {
         "sweep": ("choose the mask threshold on a split with ground truth -> <sweep-dir>/threshold.json", shared()),
+        "label-free": ("choose the mask threshold from the data alone (no ground truth) -> "
+                       "<sweep-dir>/threshold.json", shared()),
         "generate": ("write one mask-based label PNG per image of a split", [*shared(), options.label_folder()])})
-    commands["sweep"].set_defaults(out=None)  # the sweep writes to --sweep-dir; args.out is None there, as before
+    for name in ("sweep", "label-free"):
+        commands[name].set_defaults(out=None)  # they write to --sweep-dir; args.out is None there, as before
     return parser
 
 
@@ -72,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
         log.info(f"chosen mask threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation "
                  f"mIoU {100 * chosen['mIoU']:.2f}) -> {os.path.join(args.sweep_dir, THRESHOLD_FILE)}")
         return 0
+    if args.mode == "label-free":
+        def values_of(image):
+            _, masks, _, mask_attention = labeler.regions(image)
+            return label_free.mask_values(masks, mask_attention)
+
+        chosen = label_free.choose(values_of, split, args.sweep_dir, f"mask ({args.proposer})",
+                                   side=args.background or pixel_side)
+        log.info(f"chosen mask threshold {chosen['threshold']:.3f}, background {chosen['background']} (no labels "
+                 f"read) -> {os.path.join(args.sweep_dir, THRESHOLD_FILE)}")
+        return 0
     part = writer.this_part(args.shard)
     threshold, side, source = resolve_threshold(args.threshold, os.path.join(args.sweep_dir, THRESHOLD_FILE),
                                                 args.background)
@@ -80,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     summary = writer.write_split(split, args.out, lambda image, name: labeler(image, threshold, side), part,
                                  f"mask pseudo labels ({split.split})")
     log.info(f"{summary.describe()} -> {args.out}")
-    return 1 if writer.settle(split, args.out, part, summary, f"[{log.stage}]") else 0
+    failed = writer.settle(split, args.out, part, summary, f"[{log.stage}]")
+    return 1 if failed and not args.allow_failures else 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:

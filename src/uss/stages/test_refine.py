@@ -40,6 +40,7 @@ DEFAULT_DATA = "data/ImageNetS50"
 DEFAULT_CHECKPOINT = "weights/finetune/checkpoint.safetensors"
 DEFAULT_SAM = "weights/sam_vit_b_01ec64.pth"
 TAG = "[test]"
+NO_MATCH = "none"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder: <out>/<split>/<wnid>/<name>.png and reports (default: result)")
     parser.add_argument("--match", default=None,
                         help="match.json to apply (default: 'auto' = Hungarian on validation; "
-                             "<out>/validation/match.json for a test split)")
+                             "<out>/validation/match.json for a test split); 'none' for images without any ground "
+                             "truth (a plain image folder): the predictions keep the model's ids, nothing is "
+                             "evaluated or packed")
     parser.add_argument("--zip", default=None, help="benchmark zip to write (default: <out>/<split>.zip)")
     parser.add_argument("--method-text", default=None, help="method.txt text (default: describes this run)")
     parser.add_argument("--allow-failures", action="store_true",
@@ -85,7 +88,9 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def resolve_match(args: argparse.Namespace, split: ImageNetSSplit) -> Optional[str]:
-    """'auto' or the path of the match.json this run applies; checked before predicting."""
+    """'auto', the path of the match.json this run applies (checked before predicting), or None (--match none)."""
+    if args.match == NO_MATCH:
+        return None
     default = "auto" if args.mode == "validation" else os.path.join(args.out, "validation", "match.json")
     return choose_match(args.match, default, split.segmentation_dir,
                         "; run `python test.py --mode validation` first (it writes <out>/validation/match.json) or "
@@ -144,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     return finish(args, split, pred_dir, match, config, failed)
 
 
-def finish(args: argparse.Namespace, split: ImageNetSSplit, pred_dir: str, match: str, config: Dict[str, Any],
-           failed: List[writer.Failure]) -> int:
+def finish(args: argparse.Namespace, split: ImageNetSSplit, pred_dir: str, match: Optional[str],
+           config: Dict[str, Any], failed: List[writer.Failure]) -> int:
     """Rank 0 after every rank is done and failures are reported: match and evaluation, method.txt and the zip."""
     expected = {layout.label_name(n).replace(os.sep, "/") for n in split.names}
     stray = [f for f in layout.relative_files(pred_dir) if f.lower().endswith(".png") and f not in expected]
@@ -159,6 +164,10 @@ def finish(args: argparse.Namespace, split: ImageNetSSplit, pred_dir: str, match
     good = [n for n in split.names if os.path.isfile(writer.output_path(pred_dir, n))] if failed else None
     if failed and not good:
         return 1
+    if match is None:
+        print(f"{TAG} --match none: {pred_dir} holds the model's own ids (1..K, 0 background); nothing evaluated "
+              f"or packed", flush=True)
+        return 0
     result_path = os.path.join(args.out, f"{args.mode}_result.json")
     result = evaluate_predictions(pred_dir, args.data, args.mode, match, result_path,
                                   progress=not args.quiet, names=good)

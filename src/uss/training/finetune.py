@@ -32,7 +32,7 @@ class FinetuneTask(TrainingTask):
         args = self.args
         return PseudoLabelDataset(split, args.pseudo_labels, args.crop_size, (args.min_scale, args.max_scale),
                                   args.label_scale, seed=args.seed, batch_size=args.batch_size,
-                                  num_workers=args.workers)
+                                  num_workers=args.workers, check=not args.skip_bad_files)
 
     def describe(self, split: ImageNetSSplit) -> str:
         args = self.args
