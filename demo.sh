@@ -36,6 +36,7 @@ $PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/m
 timed "train_1 (pretraining)" bash train_1.sh
 timed "train_2 (attention, k-means, sweep)" bash train_2.sh
 timed "rows: the per-pixel pseudo labels themselves, and inside the true foreground" bash scripts/label_rows.sh pixel
+timed "row: the per-pixel pseudo labels with the label-free threshold" bash scripts/label_rows.sh label-free
 timed "row: PASS baseline (per-pixel labels, 1x1 head)" bash scripts/linear_head_row.sh pixel
 timed "reference: colour only (the per-pixel labels' foreground, labelled by hue)" bash scripts/label_rows.sh colour
 # What pretraining adds: the same attention, k-means and sweep stages on the initial (random) weights.
@@ -60,6 +61,7 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "+ UPerNet (mask labels)" "$RUNS/rows/upernet" \
     --row "+ test-time mask refinement (test.py): the final result" "$RUNS/test_py" \
     --row "diagnostic: the per-pixel pseudo labels themselves" "$RUNS/rows/labels" \
+    --row "diagnostic: the same with the label-free threshold (no labels read)" "$RUNS/rows/labels_label_free" \
     --row "reference: per-pixel pseudo labels of a random-init backbone (what pretraining adds)" \
         "$RUNS/random_init/rows/labels" \
     --row "reference: colour only (same foreground, labelled by hue histogram)" "$RUNS/rows/colour_only" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stage 3: mask-based pseudo labels (sam_refine.py) from the ResNet-18 pixel-attention features and
-# centroids of train_2.sh: the mask-threshold sweep on validation, then one label PNG per training image.
+# Stage 3: mask-based pseudo labels (sam_refine.py) from the ResNet-18 (LABEL_ARCH=r50: ResNet-50) pixel-attention
+# features and centroids of train_2.sh: the mask threshold (swept on validation, or label-free without ground truth,
+# as train_2.sh), then one label PNG per training image.
 #   bash train_3.sh                                                  demo: superpixel regions (no SAM weights)
 #   DATA=/path/to/ImageNetS50 bash train_3.sh                        SAM ViT-B from weights/sam_vit_b_01ec64.pth
 #   DATA=... PROPOSER=sam SAM_CHECKPOINT=weights/sam_vit_h_4b8939.pth SAM_TYPE=vit_h NGPU=8 bash train_3.sh
@@ -28,7 +29,7 @@ region_options
 if [ "$PROPOSER" != sam ]; then
   echo "note: regions come from superpixels, standing in for SAM masks (PROPOSER=sam needs $SAM_CHECKPOINT)"
 fi
-dir=$RUNS/r18
+dir=$RUNS/${LABEL_ARCH:-r18}  # LABEL_ARCH=r50: the labels from train_2's ResNet-50 (e.g. started from SwAV's weights)
 COMMON=(--data "$TRAIN_DATA" --pretrained "${PIXEL_ATTENTION:-$dir/pixel_attention/checkpoint.safetensors}"
         --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" "${REGIONS[@]}" "${LABELS[@]}")
 if [ -n "${CENTROIDS:-}" ]; then COMMON+=(--centroids "$CENTROIDS"); fi

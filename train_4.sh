@@ -54,7 +54,7 @@ fi
 # ----------------------------------------------------------------------------------------------
 
 region_options
-LABELS=${LABELS:-$RUNS/r18/pseudo_labels_mask}
+LABELS=${LABELS:-$RUNS/${LABEL_ARCH:-r18}/pseudo_labels_mask}
 TAG=${TAG:-}
 tuned=$RUNS/$UPERNET_ARCH/finetune_upernet$TAG
 ckpt=$tuned/checkpoint.safetensors

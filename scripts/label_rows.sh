@@ -5,6 +5,8 @@
 #   $RUNS/rows/labels_true_fg   ceiling: the same cluster ids inside the TRUE foreground (ground-truth masks)
 #   $RUNS/rows/labels_mask      the mask labels of train_3.sh (its regions, its swept threshold) -- what the
 #                               mask-label rows learn from
+#   $RUNS/rows/labels_label_free  the per-pixel labels with the label-free threshold (no labels read to choose it:
+#                               uss.labeling.label_free on the train images) in place of the validation sweep's
 #   $RUNS/rows/colour_only      reference: the same foreground as $RUNS/rows/labels, labelled by hue histogram
 #                               alone (python -m uss.baselines --foreground); needs the train per-pixel labels
 #                               of `scripts/linear_head_row.sh pixel`
@@ -27,8 +29,9 @@ fi
 
 KIND=${1:-pixel}
 case "$KIND" in pixel) ROWS=(attention oracle) ;; attention) ROWS=(attention) ;; mask) ROWS=(mask) ;;
-  colour) ROWS=(colour) ;;
-  *) echo "error: scripts/label_rows.sh takes 'pixel', 'attention', 'mask' or 'colour', got '$KIND'" >&2; exit 2 ;;
+  colour) ROWS=(colour) ;; label-free) ROWS=(label_free) ;;
+  *) echo "error: scripts/label_rows.sh takes 'pixel', 'attention', 'mask', 'colour' or 'label-free', got '$KIND'" >&2
+     exit 2 ;;
 esac
 region_options
 
@@ -41,12 +44,19 @@ score() {  # score ROW: evaluate ROW/validation (Hungarian match) and ROW/test (
 }
 for source in "${ROWS[@]}"; do
   case $source in attention) row=$RUNS/rows/labels ;; oracle) row=$RUNS/rows/labels_true_fg ;;
-    mask) row=$RUNS/rows/labels_mask ;; colour) row=$RUNS/rows/colour_only ;; esac
+    mask) row=$RUNS/rows/labels_mask ;; colour) row=$RUNS/rows/colour_only ;;
+    label_free) row=$RUNS/rows/labels_label_free ;; esac
   stage "pseudo labels on validation and test ($source) -> $row"
   for split in validation test; do
     if [ $source = colour ]; then
       "$PY" -m uss.baselines --data "$DATA" --split $split --foreground "$RUNS/rows/labels/$split" \
           --train-foreground "$dir/pseudo_labels_pixel" --out "$row/$split"
+    elif [ $source = label_free ]; then
+      [ -f "$dir/label_free/threshold.json" ] || "$PY" pseudo_labels.py label-free --data "$DATA" \
+          --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$dir/label_free" \
+          "${LABELS[@]}"
+      "$PY" pseudo_labels.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
+          --cluster-dir "$dir/label_free" --centroids "$dir/cluster/centroids.npy" --out "$row/$split" "${LABELS[@]}"
     elif [ $source = mask ]; then
       "$PY" sam_refine.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
           --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" --out "$row/$split" "${REGIONS[@]}" "${LABELS[@]}"

@@ -142,3 +142,14 @@ def test_label_free_choice_reads_no_labels_and_reaches_generation(setup, tmp_pat
     classes, attention = labeler_for(setup)(split.load(1).image)
     written = read_label_png(str(tmp_path / "labels" / split.names[1].replace(".JPEG", ".png")))
     assert np.array_equal(written, apply_threshold(classes, attention, chosen["threshold"], chosen["background"]))
+
+
+def test_crf_option_refines_what_generation_writes(setup, tmp_path):
+    from uss.crf import DenseCrf
+    from uss.labeling.threshold import apply_threshold
+
+    run_generate(setup, tmp_path / "crf", "--threshold", "0.5", "--crf")
+    split = ImageNetSSplit(setup["data"], "train")
+    image = split.load(0).image
+    expected = DenseCrf().refine_labels(image, apply_threshold(*labeler_for(setup)(image), 0.5), 4)
+    assert np.array_equal(read_label_png(str(tmp_path / "crf" / split.names[0].replace(".JPEG", ".png"))), expected)

@@ -207,6 +207,9 @@ def labelling(sides: Sequence[str], cluster_help: str, what: str, source: str) -
     parent.add_argument("--allow-failures", action="store_true",
                         help="generate: exit status 0 even when some images could not be labelled (they are listed "
                              "in <out>_failures.txt)")
+    parent.add_argument("--crf", action="store_true",
+                        help="generate: refine each label map with a dense CRF on the image's colours (src/uss/crf.py; "
+                             "off by default, benchmarks/crf.py measures it)")
     return parent
 
 

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from uss import writer
+from uss.crf import DenseCrf
 from uss.data.augment import network_input
 from uss.data.imageops import resize_bilinear
 from uss.data.split import ImageNetSSplit
@@ -105,6 +106,7 @@ class RefinedSegmenter:
     max_pixels: Optional[int] = MAX_PIXELS
     sam_predictor: Any = None
     points: int = FALLBACK_POINTS
+    crf: Optional[DenseCrf] = None  # dense-CRF refinement of the model's prediction before the region vote
 
     def predict(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
         """(logits C x h x w, argmax prediction at the working size, working size (h, w)) of an RGB image,
@@ -139,6 +141,14 @@ class RefinedSegmenter:
         coords = cell_centres(positives + negatives, prob.shape, size)
         return coords, np.array([1] * len(positives) + [0] * len(negatives), np.int32)
 
+    def crf_prediction(self, work_image: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The prediction after dense-CRF inference on the class probabilities (the logits upsampled bilinearly to
+        the working size, as the plain prediction, then softmax) and the image's colours."""
+        height, width = work_image.shape[:2]
+        upsampled = np.stack([cv2.resize(channel, (width, height), interpolation=cv2.INTER_LINEAR)
+                              for channel in logits.astype(np.float32)])
+        return self.crf.refine(work_image, softmax(upsampled)).argmax(axis=0).astype(np.int32)
+
     def fallback(self, image: np.ndarray, logits: np.ndarray, masks: Sequence[np.ndarray]) -> Tuple[np.ndarray, str]:
         """(label map with one region of the dominant class, what was done) for an all-background image."""
         height, width = image.shape[:2]
@@ -169,6 +179,8 @@ class RefinedSegmenter:
         height, width = image.shape[:2]
         logits, prediction, work = self.predict(image)
         work_image = resize_bilinear(image, *work)
+        if self.crf is not None:
+            prediction = self.crf_prediction(work_image, logits)
         masks = self.regions(work_image)
         refined = majority_vote(prediction, masks)
         used = None

@@ -22,6 +22,7 @@ from functools import partial
 from typing import List, Optional
 
 from uss import options, writer
+from uss.crf import with_crf
 from uss.data.label_png import read_label_png
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
             return apply_threshold(*labeler(image), threshold, side)
 
         desc = f"pseudo labels ({split.split})"
+    if args.crf:
+        label_fn = with_crf(label_fn, len(centroids) + 1)
+        desc += " + dense CRF"
     summary = writer.write_split(split, args.out, label_fn, part, desc)
     log.info(f"{summary.describe()} -> {args.out}")
     failed = writer.settle(split, args.out, part, summary, f"[{log.stage}]")

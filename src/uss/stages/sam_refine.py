@@ -20,6 +20,7 @@ import os
 from typing import List, Optional
 
 from uss import options, writer
+from uss.crf import with_crf
 from uss.data.split import ImageNetSSplit
 from uss.labeling import label_free
 from uss.labeling.labelers import MaskLabeler, PixelLabeler, load_centroids
@@ -93,8 +94,13 @@ def run(args: argparse.Namespace) -> int:
                                                 args.background)
     log.info(f"labelling {len(split)} images of {split.image_dir} with mask threshold {threshold:.3f}, background "
              f"{side} (from {source})")
-    summary = writer.write_split(split, args.out, lambda image, name: labeler(image, threshold, side), part,
-                                 f"mask pseudo labels ({split.split})")
+    def label_fn(image, name):
+        return labeler(image, threshold, side)
+
+    if args.crf:
+        label_fn = with_crf(label_fn, len(centroids) + 1)
+    summary = writer.write_split(split, args.out, label_fn, part,
+                                 f"mask pseudo labels ({split.split})" + (" + dense CRF" if args.crf else ""))
     log.info(f"{summary.describe()} -> {args.out}")
     failed = writer.settle(split, args.out, part, summary, f"[{log.stage}]")
     return 1 if failed and not args.allow_failures else 0

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method-text", default=None, help="method.txt text (default: describes this run)")
     parser.add_argument("--allow-failures", action="store_true",
                         help="evaluate and pack the images that succeeded even if some failed (exit status 0)")
+    parser.add_argument("--crf", action="store_true",
+                        help="dense-CRF refinement (src/uss/crf.py, pydensecrf's example settings) of the model's "
+                             "prediction before the region vote; off by default (benchmarks/crf.py measures it)")
     parser.add_argument("--decode-truncated", action="store_true",
                         help="decode truncated JPEGs as far as their data goes (a warning per file, listed in "
                              "<out>/<split>_truncated.txt) instead of reporting them as failed")
@@ -108,6 +111,7 @@ def default_method_text(config: Dict[str, Any], args: argparse.Namespace) -> str
 
 def run(args: argparse.Namespace) -> int:
     """test.py: predict, refine, report failures, then (rank 0, unsharded) match, evaluate and pack."""
+    from uss.crf import DenseCrf
     from uss.models.trained import load_finetuned
     from uss.refine import RefinedSegmenter, segment_split
     from uss.training import runner
@@ -128,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
             predictor = SamPredictor(proposer.model)
     except (RuntimeError, ValueError) as error:  # bad SAM options (a bad checkpoint is an InputError already)
         raise InputError(" ".join(str(error).split())) from None
-    segmenter = RefinedSegmenter(model, proposer, args.short_side, args.max_pixels or None, predictor)
+    segmenter = RefinedSegmenter(model, proposer, args.short_side, args.max_pixels or None, predictor,
+                                 crf=DenseCrf() if args.crf else None)
     if distributed.is_main_process():
         where = f"shard {part.index}/{part.count}" if part.independent else f"{part.count} rank(s)"
         print(f"{TAG} {config['arch']} + {config['head']} head, K={config['num_classes']} ({args.checkpoint}, epoch "
