@@ -42,5 +42,7 @@ def test_pretraining_raises_feature_nmi_above_random_init(subset, tmp_path):
     before = np.mean([kmeans_nmi(pooled_features(random_init, images), classes, seed=s) for s in range(3)])
     trained = load_backbone(f"{dump}/checkpoint.safetensors")
     after = np.mean([kmeans_nmi(pooled_features(trained, images), classes, seed=s) for s in range(3)])
-    # Measured: 0.312 after, 0.231 at random init (k-means seeds 0-2; 0.30-0.32 and 0.22-0.24).
-    assert after > before + 0.05, f"pooled-C5 k-means NMI {after:.3f} after pretraining, {before:.3f} at random init"
+    # Measured: 0.231 at random init every time; after pretraining 0.312 on an idle machine and 0.278 in a fresh-clone
+    # run beside a demo (the same seed: the trained value moves between runs, cause not traced; threaded float sums
+    # are the suspect), 0.234 with the PASS step broken (every output detached). The margin sits between the two.
+    assert after > before + 0.025, f"pooled-C5 k-means NMI {after:.3f} after pretraining, {before:.3f} at random init"
