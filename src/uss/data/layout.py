@@ -10,8 +10,9 @@ Without categories.txt the class order is the sorted list of train/ subfolders (
 category files are sorted wnids); without a name list a split is the sorted walk of its folder.
 
 A plain image folder (none of the split folders below, no categories.txt; images at any depth, no labels) is a
-dataset too: every split name means all of its images, none has ground truth, and the number of classes is
-given by the caller (--num-classes; CLASSES=N for the train_*.sh scripts).
+dataset too: a split name that is not one of its subfolders (train, all, ...) means all of its images, none has
+ground truth, and the number of classes is given by the caller (--num-classes; CLASSES=N for the train_*.sh
+scripts).
 """
 import os
 import sys
@@ -39,9 +40,15 @@ def is_plain_folder(root: str) -> bool:
             and not any(os.path.isdir(os.path.join(root, split)) for split in SPLIT_FOLDERS))
 
 
+def reads_whole_folder(root: str, split: str) -> bool:
+    """True when `split` means every image of a plain folder: it names no subfolder of it (so a folder with only
+    custom split folders, or a split named after one subfolder of your photos, still reads that subfolder)."""
+    return not os.path.isdir(os.path.join(root, split)) and is_plain_folder(root)
+
+
 def image_dir(root: str, split: str) -> str:
     """The folder of a split's images: <root>/<split>, or the whole folder for a plain image folder."""
-    return root if is_plain_folder(root) else os.path.join(root, split)
+    return root if reads_whole_folder(root, split) else os.path.join(root, split)
 
 
 def segmentation_dir(root: str, split: str) -> str:
@@ -74,7 +81,7 @@ def require_dir(path: str, what: str) -> None:
 
 def list_images(root: str, split: str) -> List[str]:
     """Sorted relative paths (``wnid/name.JPEG``) of a split's images; one-line error when missing or empty."""
-    if is_plain_folder(root):
+    if reads_whole_folder(root, split):
         return plain_folder_images(root)
     folder = image_dir(root, split)
     require_dir(folder, f"ImageNet-S split '{split}'")
