@@ -30,10 +30,10 @@ def copy_scaled(source: str, target: str, short_side: int) -> None:
     if scale < 1:
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                              Image.BILINEAR)
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    extra = {"quality": 95} if FORMATS[os.path.splitext(target)[1].lower()] in ("JPEG", "WEBP") else {}
-    with atomic_open(target, "wb") as handle:
-        image.save(handle, format=FORMATS[os.path.splitext(target)[1].lower()], **extra)
+    file_format = FORMATS[os.path.splitext(target)[1].lower()]
+    extra = {"quality": 95} if file_format in ("JPEG", "WEBP") else {}
+    with atomic_open(target, "wb") as handle:  # makes the folder
+        image.save(handle, format=file_format, **extra)
 
 
 def make_copy(data: str, out: str, short_side: int) -> List[str]:

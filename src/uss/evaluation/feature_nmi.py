@@ -4,15 +4,15 @@ learnt), on the images as they are and recoloured at random (what is left withou
 
 The class of an image is its folder's (the ImageNet-S train layout); k equals the number of classes. Used by
 `benchmarks/demo_data.py` (the demo data's numbers) and by the test that self-supervised pretraining learns."""
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
 from uss.data import augment
 from uss.data.augment import FINETUNE_MEAN, FINETUNE_STD
-from uss.data.layout import class_of, image_dir, list_images, load_categories
+from uss.data.image_io import load_rgb
+from uss.data.layout import class_of, load_categories
+from uss.data.split import ImageNetSSplit
 
 HUE_BINS = 36
 
@@ -21,16 +21,15 @@ def load_split(root: str, split: str = "train", limit_per_class: Optional[int] =
                ) -> Tuple[List[np.ndarray], np.ndarray]:
     """(RGB uint8 images, 0-based class per image from its folder) of an ImageNet-S-layout split."""
     categories = load_categories(root)
-    names = list_images(root, split)
+    images_of = ImageNetSSplit(root, split)
     taken: Dict[int, int] = {}
     images, classes = [], []
-    for name in names:
+    for name in images_of.names:
         k = class_of(name, categories)
         if limit_per_class is not None and taken.get(k, 0) >= limit_per_class:
             continue
         taken[k] = taken.get(k, 0) + 1
-        with Image.open(os.path.join(image_dir(root, split), name)) as image:
-            images.append(np.asarray(image.convert("RGB")))
+        images.append(load_rgb(images_of.image_path(name)))
         classes.append(k - 1)
     return images, np.asarray(classes, dtype=np.int64)
 
