@@ -69,7 +69,8 @@ def test_unknown_preset_is_refused():
 
 def test_region_options_take_the_settings_from_the_library():
     text = open(os.path.join(ROOT, "scripts", "common.sh")).read()
-    assert '"$PY" -m uss.regions sam' in text and '"$PY" -m uss.regions superpixel "$PRESET"' in text
+    assert '"$PY" -m uss.regions sam' in text and '"$PY" -m uss.regions superpixel "$preset"' in text
+    assert 'local preset=${1:-$PRESET}' in text  # the script's preset unless a caller names another
 
 
 @pytest.mark.parametrize("script", ["train_3.sh", "train_4.sh", "scripts/label_rows.sh"])
