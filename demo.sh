@@ -28,9 +28,9 @@ bg=$RUNS/rows/all_background
 for split in validation test; do
   $PY -m uss.baselines --data "$DATA" --split "$split" --out "$bg/$split"
 done
-$PY -m uss.evaluate --data "$DATA" --split validation --pred "$bg/validation" --match auto \
+$PY -m uss.evaluation --data "$DATA" --split validation --pred "$bg/validation" --match auto \
     --save-match "$bg/match.json" --out "$bg/validation.json" --quiet --no-per-class
-$PY -m uss.evaluate --data "$DATA" --split test --pred "$bg/test" --match "$bg/match.json" \
+$PY -m uss.evaluation --data "$DATA" --split test --pred "$bg/test" --match "$bg/match.json" \
     --out "$bg/test.json" --quiet --no-per-class
 
 timed "train_1 (pretraining)" bash train_1.sh
@@ -54,7 +54,7 @@ timed "ceiling: UPerNet + refinement on the true train masks" env LABELS="$TRUE_
 
 echo
 echo "== results on the demo dataset (mIoU and F-measure, percent; test uses the validation match)"
-$PY -m uss.results_table --out "$RUNS/results.md" \
+$PY -m uss.demo_results --out "$RUNS/results.md" \
     --row "all-background" "$bg" \
     --row "PASS baseline (R18, 1x1 head, per-pixel labels)" "$RUNS/rows/pass_baseline" \
     --row "+ mask pseudo labels (R18, 1x1 head)" "$RUNS/rows/mask_labels" \
@@ -68,7 +68,7 @@ $PY -m uss.results_table --out "$RUNS/results.md" \
     --row "diagnostic: the mask pseudo labels themselves" "$RUNS/rows/labels_mask" \
     --row "ceiling (uses true masks): pseudo labels inside the true foreground" "$RUNS/rows/labels_true_fg" \
     --row "ceiling (uses true masks): final recipe fine-tuned on the true train masks" "$RUNS/test_py_true_masks"
-$PY -m uss.report --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
+$PY -m uss.report_figure --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \
     --result "$RUNS/test_py/test_result.json" --curve "$RUNS/r18/cluster/threshold_curve.png" \
     --curve "$RUNS/r18/mask_sweep/threshold_curve.png" --out "$RUNS/report.png"
 $PY -m uss.gallery --data "$DATA" --split test --pred "$RUNS/test_py/test" --match "$RUNS/test_py/test/match.json" \

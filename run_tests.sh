@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash scripts/bootstrap.sh test
 
-# tests/test_mpi.py runs 2 ranks under mpirun; jittor builds its MPI ops with mpicc. Install Open MPI when
+# tests/test_distributed.py runs 2 ranks under mpirun; jittor builds its MPI ops with mpicc. Install Open MPI when
 # missing (as root, Debian/Ubuntu), else stop with what to install. USS_SKIP_MPI=1 skips the MPI test instead.
 if [ "${USS_SKIP_MPI:-0}" != 1 ] && ! { command -v mpirun && command -v mpicc; } >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -22,7 +22,7 @@ else
   LABELS=(--short-side 256 --thresholds 0:0.80:0.01)
 fi
 # Region settings and the SAM checkpoint (SAM_CHECKPOINT, SAM_TYPE): scripts/common.sh's region_options, from
-# src/uss/regions/defaults.py.
+# src/uss/regions/settings.py.
 # ----------------------------------------------------------------------------------------------
 
 region_options

@@ -50,7 +50,7 @@ else
   TEST_SPLIT=${TEST_SPLIT:-test}
 fi
 # Region settings and the SAM checkpoint (SAM_CHECKPOINT, SAM_TYPE): scripts/common.sh's region_options, from
-# src/uss/regions/defaults.py.
+# src/uss/regions/settings.py.
 # ----------------------------------------------------------------------------------------------
 
 region_options

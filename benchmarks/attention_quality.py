@@ -4,7 +4,8 @@ For every image of a split with ground truth: the channel-mean attention the pse
 (uss.labeling.labelers.PixelLabeler, same resizing), against the ground-truth foreground (ignore pixels
 dropped). Prints the ROC AUC of attention as a foreground score (0.5 = no information, below 0.5 = inverted),
 the attention's range and its mean within-image spread.
-    .venv/bin/python benchmarks/attention_quality.py runs/demo/r18/pixel_attention/checkpoint.safetensors [--data data/toy]
+    .venv/bin/python benchmarks/attention_quality.py runs/demo/r18/pixel_attention/checkpoint.safetensors
+        [--data data/toy]
 """
 import argparse
 import os
@@ -15,7 +16,7 @@ import uss  # noqa: F401  (jittor environment)
 from uss.data.split import ImageNetSSplit
 from uss.evaluation.attention import foreground_auc
 from uss.labeling.labelers import PixelLabeler
-from uss.models.trained import load_pixel_attention_model
+from uss.checkpoints.trained import load_pixel_attention_model
 
 
 def main() -> None:

@@ -37,7 +37,8 @@ def jittor_batchnorm():
 
 
 def swap_batchnorms(module, make: Callable) -> int:
-    """Replace every project BatchNorm inside `module` by make(num_features, eps, momentum, affine); returns how many."""
+    """Replace every project BatchNorm inside `module` by make(num_features, eps, momentum, affine); returns
+    how many."""
     from jittor import nn
 
     from uss.models.batchnorm import BatchNorm
@@ -97,12 +98,13 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
     """One PASS pretraining step on fixed random crops, the model's BatchNorms from `implementation`."""
     import jittor as jt
 
+    from uss import options
     from uss.data.multicrop import overlap_grids
-    from uss.losses.objectives import pass_objective
     from uss.models import build_model
     from uss.models.resnet import backbone_options
     from uss.stages.pretrain import build_parser
     from uss.training.optim import build_optimizer
+    from uss.training.swav_task import pass_objective
 
     args = build_parser().parse_args(
         ["--data", "-", "--dump-path", "-", "--arch", arch, "--batch-size", str(batch), "--larc", "0.001",
@@ -113,7 +115,7 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
     if implementation == "jittor":
         swap_batchnorms(model, jittor_batchnorm())
     model.train()
-    optimizer = build_optimizer(model.parameters(), args)
+    optimizer = build_optimizer(model.parameters(), options.optimiser_settings(args))
     rng = np.random.default_rng(0)
     crops = [jt.array(rng.normal(size=(batch, 3, size, size)).astype(np.float32))
              for size, count in zip(sizes, counts) for _ in range(count)]
@@ -123,13 +125,14 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
     grid_k = jt.array(np.stack([g[1] for g in grids]))
 
     def step() -> None:
-        loss, _ = pass_objective(args, model, crops, grid_q, grid_k, batch, None)
+        loss, _ = pass_objective(options.swav_loss(args), model, crops, grid_q, grid_k, batch, None)
         optimizer.step(loss)
         jt.sync_all()
     return step
 
 
-def backbone_step(implementation: str, arch: str, batch: int, sizes: List[int], counts: List[int]) -> Callable[[], None]:
+def backbone_step(implementation: str, arch: str, batch: int, sizes: List[int],
+                  counts: List[int]) -> Callable[[], None]:
     """Forward and backward of the ResNet backbone alone on the crops (one batch per resolution, as PASS groups
     them), loss the mean of C5: the part of the PASS step that PyTorch can run without the PASS heads."""
     rng = np.random.default_rng(0)

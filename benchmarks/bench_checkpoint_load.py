@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_checkpoint_load.py [--repeats 3] [--work DIR]
 
 ViT-B SAM (random weights, the official layout, PyTorch zip as torch.save writes it): jt.load (the reader before)
-vs uss.sam.checkpoint.read_state_dict. ResNet-50 pretraining checkpoint (model + SGD momentum, as train_1 saves):
+vs uss.checkpoints.sam.read_state_dict. ResNet-50 pretraining checkpoint (model + SGD momentum, as train_1 saves):
 the previous pickle format via pickle.loads vs this project's safetensors format via load_checkpoint.
 """
 import argparse
@@ -38,8 +38,8 @@ def main() -> None:
 
     from uss.models import build_model
     from uss.sam import build_sam
-    from uss.sam.checkpoint import load_sam_checkpoint, read_state_dict
-    from uss.training.checkpoint import load_checkpoint, save_checkpoint
+    from uss.checkpoints.sam import load_sam_checkpoint, read_state_dict
+    from uss.checkpoints.native import load_checkpoint, save_checkpoint
 
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         sam_path = os.path.join(work, "sam_vit_b.pth")
@@ -65,7 +65,7 @@ def main() -> None:
         read = best(lambda: read_state_dict(sam_path), args.repeats)
         print(f"SAM ViT-B ({size:.0f} MiB, PyTorch zip) into the model: jt.load {old:.2f} s, weights-only reader "
               f"{new:.2f} s ({new / old:.2f}x; reading alone {read:.2f} s)")
-        del sam
+        sam = None  # frees the model (the closures above hold the name, not the value)
         jt.gc()
 
         model = build_model("resnet50", "pretrain", n_prototypes=500, hidden_dim=2048)

@@ -9,7 +9,7 @@ through /proc/self/clear_refs before the measured phase) belongs to that phase a
     python benchmarks/bench_sam.py --configs small,vit_b --points-per-side 16 --sweep 16,32,64
 
 The official model needs `torch` and `segment-anything` (imported through the torchvision
-stand-ins of tests/test_sam_parity.py); with --no-official only the Jittor port runs.
+stand-ins of tests/sam/test_parity.py); with --no-official only the Jittor port runs.
 """
 import argparse
 import importlib.util

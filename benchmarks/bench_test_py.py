@@ -28,15 +28,15 @@ import jittor as jt
 from uss.data import layout
 from uss.models.segmentation import build_segmentation_model
 from uss.sam import build_sam
-from uss.stages.test_refine import main
+from uss.stages.refined_inference import main
 from uss.training import runner
-from uss.training.checkpoint import save_training_state
+from uss.checkpoints.native import save_training_state
 
 config = json.loads(sys.argv[1])
 work = config["work"]
 runner.seed_everything(0)
 model = build_segmentation_model(config["arch"], len(layout.load_categories(config["data"])), config["head"])
-save_training_state(os.path.join(work, "ft"), 1, model, None, argparse.Namespace(
+save_training_state(os.path.join(work, "ft"), 1, model, None, dict(
     arch=config["arch"], head=config["head"], num_classes=len(layout.load_categories(config["data"]))))
 del model
 argv = ["--data", config["data"], "--checkpoint", os.path.join(work, "ft", "checkpoint.safetensors"),
@@ -92,7 +92,8 @@ def main(argv: List[str] = None) -> None:
         subprocess.run([sys.executable, "-m", "uss.data.toy", "--out", args.data], check=True, cwd=ROOT)
     print(f"test.py on {args.data} validation, {args.arch}, short side {args.short_side}, random weights "
           f"(SAM: vit_tiny, points per side {args.points_per_side}); {os.cpu_count()} CPU core(s) visible")
-    print(f"{'head':<8} {'proposer':<10} {'device':<6} {'images':>6} {'images/s':>9} {'wall s':>7} {'peak RSS MiB':>13}")
+    print(f"{'head':<8} {'proposer':<10} {'device':<6} {'images':>6} {'images/s':>9} {'wall s':>7} "
+          f"{'peak RSS MiB':>13}")
     for head in args.heads:
         for proposer in args.proposers:
             start = time.time()

@@ -14,10 +14,11 @@ missing is skipped. Per stage it reports seconds, images/s and peak memory, and 
 - peak RSS: the summed resident memory of the stage's processes (its session), sampled every 0.5 s.
 
 The other subcommands are the small helpers the stages call: `probe` (jittor's device, a convolution and a
-matrix product checked against numpy, the project's BatchNorm against float64), `cuda-oom` (a real out-of-memory error must be recognised by
-uss.sam.oom), `sam-weights` (a random-weight SAM checkpoint with the official key names), `oom-once`
-(runs a script with the first SAM point batch failing with a simulated out-of-memory error, so that the
-generator's halving is exercised once) and `patch-jittor-cuda13` (set-up on CUDA 13 toolkits).
+matrix product checked against numpy, the project's BatchNorm against float64), `cuda-oom` (a real
+out-of-memory error must be recognised by uss.sam.oom), `sam-weights` (a random-weight SAM checkpoint with
+the official key names), `oom-once` (runs a script with the first SAM point batch failing with a simulated
+out-of-memory error, so that the generator's halving is exercised once) and `patch-jittor-cuda13` (set-up
+on CUDA 13 toolkits).
 
 This file imports neither jittor nor uss in `run`: jittor ends a process whose child dies of a signal.
 """
@@ -105,7 +106,7 @@ SWAV = ("--crops-for-assign", "0", "1", "--temperature", "0.1", "--epsilon", "0.
         "--feat-dim", "128", "--larc", "0.001", "--final-lr", "0.0006", "--warmup-epochs", "0", "--wd", "1e-6",
         "--seed", "10010", "--momentum", "0.9", "--schedule", "cosine", "--blur-sigma", "2.0",
         "--color-strength", "1.0", "--epoch-queue-starts", "1")
-# The challenge entry's SAM settings (src/uss/regions/defaults.py) except the point grid, which Sizes gives.
+# The challenge entry's SAM settings (src/uss/regions/settings.py) except the point grid, which Sizes gives.
 SAM_FILTERS = ("--pred-iou-thresh", "0.86", "--stability-score-thresh", "0.92", "--crop-n-points-downscale-factor",
                "2", "--min-mask-region-area", "100")
 
@@ -575,8 +576,8 @@ def probe() -> int:
     jt.flags.use_cuda = jt.has_cuda
     libs = {name: getattr(compile_extern, name, None) is not None
             for name in ("cudnn", "cublas", "curand", "cufft", "mpi")}
-    print(f"jittor {jt.__version__}: has_cuda {jt.has_cuda}, use_cuda {jt.flags.use_cuda}, nvcc {jt.flags.nvcc_path!r}, "
-          f"libraries {libs}, numpy {np.__version__}", flush=True)
+    print(f"jittor {jt.__version__}: has_cuda {jt.has_cuda}, use_cuda {jt.flags.use_cuda}, "
+          f"nvcc {jt.flags.nvcc_path!r}, libraries {libs}, numpy {np.__version__}", flush=True)
     if jt.flags.use_cuda:
         print(f"cuda_archs {list(jt.flags.cuda_archs)}", flush=True)
     rng = np.random.default_rng(0)
@@ -603,8 +604,8 @@ def batchnorm_probe() -> int:
     import jittor as jt
 
     from uss.models.batchnorm import BatchNorm
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from helpers import batchnorm_reference
+    sys.path.insert(0, ROOT)
+    from tests.helpers import batchnorm_reference
 
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(16, 32, 28, 28)) + 2.0).astype(np.float32)

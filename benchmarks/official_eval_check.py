@@ -16,7 +16,6 @@ The official code is copied into a temporary folder (never into this repository)
 4. a partial match.json (the old, non-square one): the official evaluator raises KeyError, uss refuses.
 """
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -51,7 +50,8 @@ def synthetic_split(root: str, split: str, seed: int, never: int = 0, drop=()) -
                 if cls in drop:
                     continue
                 big = i == 3 and j == 0
-                axes = (int(w * 0.45), int(h * 0.45)) if big else (int(rng.integers(3, w // 3)), int(rng.integers(3, h // 3)))
+                axes = (int(w * 0.45), int(h * 0.45)) if big else (int(rng.integers(3, w // 3)),
+                                                                   int(rng.integers(3, h // 3)))
                 centre = (int(rng.integers(w // 4, 3 * w // 4)), int(rng.integers(h // 4, 3 * h // 4)))
                 cv2.ellipse(gt, centre, axes, float(rng.uniform(0, 180)), 0, 360, cls, -1)
             pred = np.roll(gt, (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), axis=(0, 1))
@@ -162,7 +162,8 @@ def main() -> None:
         counts = cooccurrence([s.gt_presence() for s in stats], [s.pred_presence() for s in stats], K)
         total = lambda m: int(sum(counts[i - 1, m[i] - 1] for i in range(1, K + 1)))  # noqa: E731
         print(f"validation match (id {never} never predicted):\n  uss      {dict(sorted(ours['match'].items()))}"
-              f"\n  official {dict(sorted(official_match.items()))}\n  total co-occurrence: uss {total(ours['match'])}, "
+              f"\n  official {dict(sorted(official_match.items()))}"
+              f"\n  total co-occurrence: uss {total(ours['match'])}, "
               f"official {total(official_match)}; identical: {dict(ours['match']) == dict(official_match)}")
         worst = compare("validation, uss match.json", ours,
                         official_scores(modules, pred_val, gt_val, os.path.join(root, "validation_names.txt"),
@@ -176,7 +177,8 @@ def main() -> None:
         sub = os.path.join(work, "subset")
         synthetic_split(sub, "validation", seed=2, drop=(2, 5))
         sub_match = os.path.join(work, "sub_match.json")
-        ours_sub = evaluate_folder(os.path.join(sub, "pred", "validation"), os.path.join(sub, "validation-segmentation"),
+        ours_sub = evaluate_folder(os.path.join(sub, "pred", "validation"),
+                                   os.path.join(sub, "validation-segmentation"),
                                    categories, match="auto", save_match_to=sub_match, progress=False)
         worst = max(worst, compare("subset without classes 2 and 5", ours_sub,
                                    official_scores(modules, os.path.join(sub, "pred", "validation"),
@@ -195,7 +197,8 @@ def main() -> None:
             ours_result = "scored"
         except InputError as error:
             ours_result = "refused: " + str(error)[:120] + "..."
-        print(f"\npartial match.json without id {never} on test:\n  official: {official_result}\n  uss:      {ours_result}")
+        print(f"\npartial match.json without id {never} on test:\n  official: {official_result}"
+              f"\n  uss:      {ours_result}")
         print(f"\nlargest difference over all cases: {worst:.2e} points")
 
 

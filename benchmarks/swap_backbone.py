@@ -1,4 +1,4 @@
-"""Write a pretraining checkpoint whose backbone comes from another checkpoint (uss.training.checkpoint.swap_backbone).
+"""Write a pretraining checkpoint whose backbone comes from another checkpoint (uss.checkpoints.native.swap_backbone).
 
 benchmarks/stage_ceilings.sh runs the pixel-attention stage, which starts from a pretraining checkpoint, on a
 backbone fine-tuned on the true train masks. Both files are read weights-only.
@@ -8,7 +8,7 @@ import argparse
 from typing import List, Optional
 
 from uss.errors import run_cli
-from uss.training.checkpoint import swap_backbone
+from uss.checkpoints.native import swap_backbone
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -23,7 +23,7 @@ from uss.data.multicrop import MultiCropDataset  # noqa: E402
 from uss.data.split import ImageNetSSplit  # noqa: E402
 from uss.losses import swapped_prediction_loss, swav_codes  # noqa: E402
 from uss.models import build_model  # noqa: E402
-from uss.training.swav import set_trainable as _set_trainable  # noqa: E402
+from uss.training.swav_task import set_trainable as _set_trainable  # noqa: E402
 from uss.training.optim import LARC  # noqa: E402
 
 
@@ -90,7 +90,8 @@ def main():
         topt.step()
         jopt.step(jloss(crops))
         jp = dict(jm.named_parameters())
-        prel = sorted(((np.linalg.norm(jp[n].numpy() - p.detach().numpy()) / (np.linalg.norm(p.detach().numpy()) + 1e-12), n)
+        prel = sorted(((np.linalg.norm(jp[n].numpy() - p.detach().numpy())
+                        / (np.linalg.norm(p.detach().numpy()) + 1e-12), n)
                        for n, p in tp.items()), reverse=True)
         print(f"step {it}: loss jittor {lj.item():.6f} torch {lt.item():.6f} | grad rel diff worst "
               f"{rel[0][0]:.1e} ({rel[0][1]}), median {np.median([r[0] for r in rel]):.1e} | params after step, "

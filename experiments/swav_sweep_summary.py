@@ -43,14 +43,16 @@ def main():
         budget = ep * sum(s * s * n for s, n in zip(sizes, nmb)) / PX_BUDGET
         nmis = np.array([r["nmi"] for r in rs])
         accs = np.array([r["acc"] for r in rs])
-        out.append((nmis.mean(), "| {} | {} | {} | {:.1f}x | {} | {} | {} | {} | {} | {} | {} | {} | {:.3f} ± {:.3f} | {:.3f} | {:.0f} |".format(
+        out.append((nmis.mean(), ("| {} | {} | {} | {:.1f}x | {} | {} | {} | {} | {} | {} | {} | {} "
+                                  "| {:.3f} ± {:.3f} | {:.3f} | {:.0f} |").format(
             key, "+".join(f"{n}x{s}" for s, n in zip(sizes, nmb)), ep, budget, c.get("batch_size", 32),
             c.get("temperature", 0.1), c.get("base_lr", 0.3), c.get("epsilon", 0.05), c.get("nmb_prototypes", 50),
             c.get("warmup_epochs", 1), c.get("color_strength", 1.0),
             " / ".join(f"{r['nmi']:.3f}" for r in rs), nmis.mean(), nmis.std(), accs.mean(),
             np.mean([r["train_s"] for r in rs]))))
-    print("| name | crops | --epochs | budget | --batch-size | --temperature | --base-lr | --epsilon | --nmb-prototypes "
-          "| --warmup-epochs | --color-strength | NMI per seed | NMI mean ± sd | acc mean | train s |")
+    print("| name | crops | --epochs | budget | --batch-size | --temperature | --base-lr | --epsilon "
+          "| --nmb-prototypes | --warmup-epochs | --color-strength | NMI per seed | NMI mean ± sd | acc mean "
+          "| train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for _, line in sorted(out, key=lambda t: -t[0]):
         print(line)

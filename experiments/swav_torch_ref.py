@@ -326,8 +326,8 @@ def train(cfg):
         hist.append(row)
     train_s = time.time() - t0
     nmi, acc = eval_nmi(model, c["data"], c["eval_size"], dev)
-    res = {"name": c["name"], "nmi": round(nmi, 4), "acc": round(acc, 4), "nmi_init": nmi0, "train_s": round(train_s, 1),
-           "iters": it, "ln_K": round(math.log(c["nmb_prototypes"]), 4), "hist": hist,
+    res = {"name": c["name"], "nmi": round(nmi, 4), "acc": round(acc, 4), "nmi_init": nmi0,
+           "train_s": round(train_s, 1), "iters": it, "ln_K": round(math.log(c["nmb_prototypes"]), 4), "hist": hist,
            "cfg": {k: v for k, v in cfg.items() if k != "name"}}
     return res
 

@@ -77,7 +77,7 @@ stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }
 
 # region_options: sets REGIONS, the region-proposer arguments of sam_refine.py and test.py, for $PROPOSER (sam: the
 # checkpoint $SAM_CHECKPOINT of type $SAM_TYPE; superpixel: the $PRESET settings). The settings are defined once, in
-# src/uss/regions/defaults.py (python -m uss.regions sam | superpixel demo|paper prints them): SAM's generator as
+# src/uss/regions/settings.py (python -m uss.regions sam | superpixel demo|paper prints them): SAM's generator as
 # the challenge entry ran it; superpixels as this project's stand-in for SAM masks.
 region_options() {  # region_options [PRESET]: another preset's superpixel settings (small: the demo's, for 96-px copies)
   local preset=${1:-$PRESET}

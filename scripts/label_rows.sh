@@ -37,9 +37,9 @@ region_options
 
 dir=$RUNS/r18
 score() {  # score ROW: evaluate ROW/validation (Hungarian match) and ROW/test (that match)
-  "$PY" -m uss.evaluate --data "$DATA" --split validation --pred "$1/validation" --match auto \
+  "$PY" -m uss.evaluation --data "$DATA" --split validation --pred "$1/validation" --match auto \
       --save-match "$1/match.json" --out "$1/validation.json" --quiet --no-per-class
-  "$PY" -m uss.evaluate --data "$DATA" --split test --pred "$1/test" --match "$1/match.json" \
+  "$PY" -m uss.evaluation --data "$DATA" --split test --pred "$1/test" --match "$1/match.json" \
       --out "$1/test.json" --quiet --no-per-class
 }
 for source in "${ROWS[@]}"; do

@@ -8,7 +8,7 @@ from typing import Sequence
 
 # Runs in a separate interpreter without jittor: jittor's SIGCHLD handler ends any process whose child
 # dies by a signal, so the test process itself must not be the one that SIGKILLs the run. The run's whole process
-# group goes: a compiler it had started would otherwise outlive it (tests/test_kernel_cache.py covers that case).
+# group goes: a compiler it had started would otherwise outlive it (tests/test_ccguard.py covers that case).
 KILL_AFTER_FILES = """
 import os, signal, subprocess, sys, time
 out, needed, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -63,31 +63,27 @@ def kill_after_files(command: Sequence[str], out: str, needed: int) -> int:
 def random_finetuned_checkpoint(dump: str, num_classes: int, head: str = "linear") -> str:
     """A seeded, randomly initialised ResNet-18 segmentation model saved as <dump>/checkpoint.safetensors, as
     fine-tuning saves it (what inference and test.py load); returns its path."""
-    import argparse
-
     from uss.models.segmentation import build_segmentation_model
     from uss.training import runner
-    from uss.training.checkpoint import checkpoint_path, save_training_state
+    from uss.checkpoints.native import checkpoint_path, save_training_state
 
     runner.seed_everything(0)
     save_training_state(dump, 1, build_segmentation_model("resnet18", num_classes, head), None,
-                        argparse.Namespace(arch="resnet18", head=head, num_classes=num_classes))
+                        dict(arch="resnet18", head=head, num_classes=num_classes))
     return checkpoint_path(dump)
 
 
 def random_pixel_attention_checkpoint(dump: str) -> str:
     """A seeded, randomly initialised ResNet-18 pixel-attention model (8 prototypes, 16-d, hidden 32) saved as
     <dump>/checkpoint.safetensors, as the pixel-attention stage saves it; returns its path."""
-    import argparse
-
     from uss.models import build_model
     from uss.training import runner
-    from uss.training.checkpoint import checkpoint_path, save_training_state
+    from uss.checkpoints.native import checkpoint_path, save_training_state
 
     runner.seed_everything(0)
     model = build_model("resnet18", "pixel_attention", n_prototypes=8, feat_dim=16, hidden_dim=32)
     save_training_state(dump, 1, model, None,
-                        argparse.Namespace(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
+                        dict(arch="resnet18", nmb_prototypes=8, feat_dim=16, hidden_mlp=32))
     return checkpoint_path(dump)
 
 

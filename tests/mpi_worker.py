@@ -1,4 +1,4 @@
-"""Run by tests/test_mpi.py under `mpirun -np 2`, and alone with --single for one-process references.
+"""Run by tests/test_distributed.py under `mpirun -np 2`, and alone with --single for one-process references.
 
 Under MPI every rank writes what it saw into --out; the test compares the ranks' files:
   rank{r}.json            batches of MultiCropDataset over three epochs (sample indices + crop checksums)

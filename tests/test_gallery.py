@@ -49,7 +49,8 @@ def test_gallery_pages_reference_existing_files_and_show_every_image(predicted, 
     out = str(tmp_path / "gallery")
     pages = build_gallery(split, pred, out, match={11: 1, 12: 2, 13: 3}, per_page=4, progress=False)
     assert len(pages) == -(-len(split) // 4) > 1
-    assert [os.path.basename(p) for p in pages] == ["index.html"] + [f"page-{p:04d}.html" for p in range(2, len(pages) + 1)]
+    assert [os.path.basename(p) for p in pages] == \
+        ["index.html"] + [f"page-{p:04d}.html" for p in range(2, len(pages) + 1)]
     shown = []
     for page in pages:
         for reference in _references(page):

@@ -30,10 +30,12 @@ def test_without_a_gpu_it_stops_at_once_with_one_line(tmp_path):
 def test_first_error_is_the_telling_line():
     traceback = "[pretrain] start\nTraceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad crop\n"
     assert first_error(traceback) == "ValueError: bad crop"
-    crash = "epoch 1/2:   0%|          | 0/2 [00:00<?, ?it/s]double free or corruption (fasttop)\nFatal Python error: x\n"
+    crash = ("epoch 1/2:   0%|          | 0/2 [00:00<?, ?it/s]double free or corruption (fasttop)\n"
+             "Fatal Python error: x\n")
     assert first_error(crash) == "double free or corruption (fasttop) / Fatal Python error: x"
     jittor = "\x1b[38;5;1m[f 1206 17:20:00.5 log.cc:608] Check failed: Run cmd failed\x1b[m\n"
     assert first_error(jittor) == "[f 1206 17:20:00.5 log.cc:608] Check failed: Run cmd failed"
     assert first_error("error: SAM checkpoint not found: w.pth\n") == "error: SAM checkpoint not found: w.pth"
     assert first_error("") == "no output"
-    assert last_line("a\r\nepoch 2/2: 100%|##| 2/2 [00:04<00:00, 2.0s/it]\n\n") == "epoch 2/2: 100%|##| 2/2 [00:04<00:00, 2.0s/it]"
+    assert last_line("a\r\nepoch 2/2: 100%|##| 2/2 [00:04<00:00, 2.0s/it]\n\n") == \
+        "epoch 2/2: 100%|##| 2/2 [00:04<00:00, 2.0s/it]"

@@ -5,13 +5,14 @@ import argparse
 
 import pytest
 
-from uss.evaluate import build_parser as evaluate_parser
-from uss.stages import cluster, finetune, inference, pixel_attention, pretrain, pseudo_labels, sam_refine, test_refine
+from uss.evaluation.cli import build_parser as evaluate_parser
+from uss.stages import (cluster, finetune, inference, mask_labels, pixel_attention, pixel_labels, pretrain,
+                        refined_inference)
 
 PARSERS = {"pretrain": pretrain.build_parser, "pixel_attention": pixel_attention.build_parser,
            "finetune": finetune.build_parser, "cluster": cluster.build_parser,
-           "pseudo_labels": pseudo_labels.build_parser, "sam_refine": sam_refine.build_parser,
-           "inference": inference.build_parser, "test.py": test_refine.build_parser, "evaluate": evaluate_parser}
+           "pseudo_labels": pixel_labels.build_parser, "sam_refine": mask_labels.build_parser,
+           "inference": inference.build_parser, "test.py": refined_inference.build_parser, "evaluate": evaluate_parser}
 LABELS = ["--data", "d", "--pretrained", "p", "--cluster-dir", "c"]
 
 
@@ -29,43 +30,46 @@ def test_each_flag_has_one_meaning_everywhere():
     meanings = {}
     for name, build in PARSERS.items():
         for action in visible_actions(build()):
-            dest = "split" if action.dest == "mode" else action.dest  # test.py's body reads --split as args.mode
+            dest = action.dest
             for flag in action.option_strings:
                 meanings.setdefault(flag, {}).setdefault((dest, action.type, action.nargs), []).append(name)
     clashes = {flag: seen for flag, seen in meanings.items() if len(seen) > 1}
     assert not clashes, clashes
-    workers = [a.help for build in PARSERS.values() for a in visible_actions(build()) if "--workers" in a.option_strings]
-    threads = [a.help for build in PARSERS.values() for a in visible_actions(build()) if "--threads" in a.option_strings]
+    workers = [a.help for build in PARSERS.values() for a in visible_actions(build())
+               if "--workers" in a.option_strings]
+    threads = [a.help for build in PARSERS.values() for a in visible_actions(build())
+               if "--threads" in a.option_strings]
     assert len(workers) == 4 and all("processes" in h for h in workers)  # pretrain, attention, finetune, cluster
     assert len(threads) == 3 and all("threads" in h for h in threads)  # inference, test.py, evaluate
 
 
 def test_test_py_split_mode_alias_and_defaults():
-    parser = test_refine.build_parser()
+    parser = refined_inference.build_parser()
     default = parser.parse_args([])
-    assert (default.mode, default.data, default.proposer, default.sam_checkpoint, default.workers) == \
-        ("validation", test_refine.DEFAULT_DATA, "sam", test_refine.DEFAULT_SAM, 2)
-    assert parser.parse_args(["--split", "testA"]).mode == parser.parse_args(["--mode", "testA"]).mode == "testA"
-    assert parser.parse_args(["--threads", "3"]).workers == parser.parse_args(["--workers", "3"]).workers == 3
+    assert (default.split, default.data, default.proposer, default.sam_checkpoint, default.threads) == \
+        ("validation", refined_inference.DEFAULT_DATA, "sam", refined_inference.DEFAULT_SAM, 2)
+    assert parser.parse_args(["--split", "testA"]).split == parser.parse_args(["--mode", "testA"]).split == "testA"
+    assert parser.parse_args(["--threads", "3"]).threads == parser.parse_args(["--workers", "3"]).threads == 3
     assert parser.parse_args(["--proposer", "superpixel"]).proposer == "superpixel"
     assert "--mode" in parser.format_help() and "--workers" not in parser.format_help()
 
 
 def test_decoding_threads_keep_their_old_spelling():
     args = ["--checkpoint", "c", "--data", "d", "--out", "o"]
-    assert inference.build_parser().parse_args(args).workers == 2
-    assert inference.build_parser().parse_args(args + ["--workers", "5"]).workers == 5
-    assert inference.build_parser().parse_args(args + ["--threads", "4"]).workers == 4
-    assert evaluate_parser().parse_args(["--pred", "p"]).workers is None  # evaluator's own default (up to 8)
-    assert evaluate_parser().parse_args(["--pred", "p", "--workers", "6"]).workers == 6
+    assert inference.build_parser().parse_args(args).threads == 2
+    assert inference.build_parser().parse_args(args + ["--workers", "5"]).threads == 5
+    assert inference.build_parser().parse_args(args + ["--threads", "4"]).threads == 4
+    assert evaluate_parser().parse_args(["--pred", "p"]).threads is None  # evaluator's own default (up to 8)
+    assert evaluate_parser().parse_args(["--pred", "p", "--workers", "6"]).threads == 6
 
 
 def test_subcommands_keep_the_command_lines_and_refuse_a_missing_word_or_out(capsys):
-    parser = pseudo_labels.build_parser()
+    parser = pixel_labels.build_parser()
     sweep = parser.parse_args(["sweep", *LABELS, "--short-side", "64", "--thresholds", "auto"])
-    assert (sweep.mode, sweep.split, sweep.short_side, sweep.thresholds, sweep.out) == ("sweep", None, 64, "auto", None)
+    assert (sweep.command, sweep.split, sweep.short_side, sweep.thresholds, sweep.out) == \
+        ("sweep", None, 64, "auto", None)
     generate = parser.parse_args(["generate", *LABELS, "--split", "test", "--foreground", "oracle", "--out", "o"])
-    assert (generate.mode, generate.split, generate.foreground, generate.out, generate.threshold) == \
+    assert (generate.command, generate.split, generate.foreground, generate.out, generate.threshold) == \
         ("generate", "test", "oracle", "o", None)
     for argv, message in (([*LABELS], "sweep,label-free,generate"), (["generate", *LABELS], "required: --out"),
                           (["label", *LABELS, "--out", "o"], "invalid choice: 'label'")):
@@ -81,13 +85,14 @@ def test_mask_labels_take_one_argument_list_for_both_subcommands():
     # train_3.sh passes the same COMMON list (with --thresholds) to sweep and to generate.
     common = [*LABELS, "--sweep-dir", "s", "--proposer", "superpixel", "--superpixel-min-size", "20",
               "--short-side", "64", "--thresholds", "auto"]
-    parser = sam_refine.build_parser()
+    parser = mask_labels.build_parser()
     sweep = parser.parse_args(["sweep", *common])
     generate = parser.parse_args(["generate", *common, "--out", "labels"])
-    assert (sweep.mode, generate.mode, generate.out, generate.superpixel_min_size) == ("sweep", "generate", "labels", 20)
+    assert (sweep.command, generate.command, generate.out, generate.superpixel_min_size) == \
+        ("sweep", "generate", "labels", 20)
     assert sweep.out is None  # bodies may read args.out in either subcommand, as before
-    assert {k: v for k, v in vars(sweep).items() if k not in ("mode", "out")} == \
-        {k: v for k, v in vars(generate).items() if k not in ("mode", "out")}
+    assert {k: v for k, v in vars(sweep).items() if k not in ("command", "out")} == \
+        {k: v for k, v in vars(generate).items() if k not in ("command", "out")}
     assert (sweep.points_per_side, sweep.pred_iou_thresh, sweep.sam_checkpoint) == (64, 0.86, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["sweep", *LABELS, "--sweep-dir", "s"])  # the proposer is required here
@@ -119,10 +124,10 @@ def test_demo_command_lines_parse_to_their_values():
     assert (tune.arch, tune.head, tune.head_channels, tune.epochs, tune.crop_size, tune.workers, tune.seed) == \
         ("resnet18", "upernet", 32, 4, 64, 2, 31)
     assert (tune.num_classes, tune.label_scale, tune.classifier_init, tune.width) == (None, 0.5, "normal", 1.0)
-    test = test_refine.build_parser().parse_args([
+    test = refined_inference.build_parser().parse_args([
         "--split", "test", "--data", "data/toy", "--checkpoint", "c", "--out", "runs/demo/test_py", "--proposer",
         "superpixel", "--superpixel-scale", "100", "--superpixel-min-size", "20", "--short-side", "64", "--zip", "z"])
-    assert (test.mode, test.short_side, test.max_pixels, test.shard, test.zip, test.superpixel_min_size) == \
+    assert (test.split, test.short_side, test.max_pixels, test.shard, test.zip, test.superpixel_min_size) == \
         ("test", 64, 1000 * 1000, None, "z", 20)
     kmeans = cluster.build_parser().parse_args(["--data", "d", "--pretrained", "p", "--dump-path", "o"])
     assert (kmeans.batch_size, kmeans.workers, kmeans.seed, kmeans.num_classes, kmeans.split) == (64, 2, 31, 0, "train")

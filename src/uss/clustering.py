@@ -7,7 +7,6 @@ as PASS's cluster/kmeans.py runs it: full Lloyd iterations on every embedding (m
 seeded (PASS drew a random seed), read straight from the memory map; on a GPU build of faiss the
 distance search runs on the GPU.
 """
-import argparse
 import os
 import time
 
@@ -31,8 +30,10 @@ def eval_transform(resize: int, crop: int):
     return transform
 
 
-def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.Namespace) -> np.ndarray:
-    """Fill the memory-mapped N x C file at `path` with unit-norm embeddings; returns the map (read-only)."""
+def compute_embeddings(model, split: ImageNetSSplit, path: str, *, resize: int, crop: int, batch_size: int,
+                       workers: int, skip_bad_files: bool = False) -> np.ndarray:
+    """Fill the memory-mapped N x C file at `path` with the unit-norm embeddings of each image's view (short side
+    `resize`, centre crop `crop`); returns the map (read-only). Unreadable images get zeros when skip_bad_files."""
     import jittor as jt
 
     channels = model.backbone.out_channels[-1]
@@ -44,9 +45,8 @@ def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.N
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(split), channels)).flush()
     distributed.barrier()
     rows = np.load(path, mmap_mode="r+")
-    dataset = ImageDataset(split, eval_transform(args.resize, args.crop), batch_size=args.batch_size,
-                           num_workers=args.workers)
-    guard = BadFileGuard(args.skip_bad_files, stage="cluster")
+    dataset = ImageDataset(split, eval_transform(resize, crop), batch_size=batch_size, num_workers=workers)
+    guard = BadFileGuard(skip_bad_files, stage="cluster")
     start = time.time()
     with jt.no_grad():
         bar = tqdm(dataset, desc="cluster: embeddings", unit="batch", disable=not distributed.is_main_process())
@@ -55,7 +55,7 @@ def compute_embeddings(model, split: ImageNetSSplit, path: str, args: argparse.N
             embedding = model.pooled_embedding(images).numpy()
             for row, name, ok in zip(embedding, names, good):
                 rows[index[name]] = row if ok else 0.0
-            bar.set_postfix(img_s=f"{(bar.n + 1) * args.batch_size / (time.time() - start):.1f}")
+            bar.set_postfix(img_s=f"{(bar.n + 1) * batch_size / (time.time() - start):.1f}")
     rows.flush()
     guard.report()
     distributed.barrier()

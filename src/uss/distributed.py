@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import jittor as jt
 
-__all__ = ["in_mpi", "rank", "world_size", "is_main_process", "all_reduce_sum", "all_reduce_mean", "broadcast_parameters"]
+__all__ = ["in_mpi", "rank", "world_size", "is_main_process", "all_reduce_sum", "all_reduce_mean",
+           "broadcast_parameters"]
 
 
 def in_mpi() -> bool:

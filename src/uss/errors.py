@@ -2,7 +2,8 @@
 
     InputError                bad or missing input (a file, a folder, an argument)
       CheckpointError         a checkpoint that is unreadable, corrupted, unsafe or does not fit the model
-        UnsafeCheckpointError (uss.training.safe_load) a pickle naming a global outside the weights-only allow-list
+        UnsafeCheckpointError (uss.checkpoints.pickle_reader) a pickle naming a global outside the weights-only
+                              allow-list
       DatasetNotFoundError, ImageFileError, LabelFileError, PseudoLabelError (uss.data), MatchFileError,
       EvaluationInputError (uss.evaluation), SubmissionError, ToyDatasetError
 """
@@ -42,3 +43,8 @@ def run_cli(main: Callable[[Optional[List[str]]], object], argv: Optional[List[s
         sys.exit(2)
     if isinstance(result, int):
         sys.exit(result)
+
+
+def warn(message: str) -> None:
+    """One `warning: ...` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -154,8 +154,8 @@ def _overview(entries: Sequence[dict], coverage: Dict[int, List[Tuple[float, int
                     f"<td>{len(shares)}</td><td>{100 * np.mean([s for s, _ in shares]):.1f}</td>"
                     f"<td class='strip'>{thumbs}</td></tr>")
     ious = [e["iou"] for e in entries if np.isfinite(e.get("iou", np.nan))]
-    summary = f"<p>mean per-image IoU {100 * np.mean(ious):.1f} ({'after the match' if matched else 'ids as predicted'})" \
-              f"</p>" if ious else ""
+    summary = f"<p>mean per-image IoU {100 * np.mean(ious):.1f} " \
+              f"({'after the match' if matched else 'ids as predicted'})</p>" if ious else ""
     return (summary + "<h2>predicted ids: images holding each, its mean share of them, and the images it covers "
             "most</h2><table><tr><th>id</th><th>images</th><th>mean share %</th><th>most covered</th></tr>"
             + "".join(rows) + "</table>")

@@ -12,9 +12,9 @@ adds only what is its own. One meaning per flag name:
 Options are added in the order given, so the groups appear in --help as the parents list them.
 """
 import argparse
-from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
-from uss.regions.defaults import SAM_MODEL_TYPE, SAM_POINTS_PER_BATCH, SAM_SETTINGS, SUPERPIXEL_SETTINGS
+from uss.regions.settings import SAM_MODEL_TYPE, SAM_POINTS_PER_BATCH, SAM_SETTINGS, SUPERPIXEL_SETTINGS
 
 DATA_HELP = "ImageNet-S style dataset folder"
 
@@ -24,14 +24,15 @@ def _parent() -> argparse.ArgumentParser:
 
 
 def dataset(split: Optional[str] = "train", *, required: bool = True, default: Optional[str] = None,
-            help: str = DATA_HELP, split_help: Optional[str] = None, mode_alias: bool = False) -> argparse.ArgumentParser:
-    """--data and --split; `mode_alias` also accepts test.py's older spelling --mode (stored as `mode`)."""
+            help: str = DATA_HELP, split_help: Optional[str] = None, mode_alias: bool = False
+            ) -> argparse.ArgumentParser:
+    """--data and --split; `mode_alias` also accepts test.py's older spelling --mode."""
     parent = _parent()
     group = parent.add_argument_group("data")
     group.add_argument("--data", required=required, default=default,
                        help=help + (f" (default: {default})" if default else ""))
-    flags, dest = (("--split", "--mode"), "mode") if mode_alias else (("--split",), "split")
-    group.add_argument(*flags, dest=dest, metavar="SPLIT", default=split,
+    flags = ("--split", "--mode") if mode_alias else ("--split",)
+    group.add_argument(*flags, dest="split", metavar="SPLIT", default=split,
                        help=split_help or f"split folder of --data (default: {split})")
     return parent
 
@@ -42,17 +43,18 @@ def loader(*, workers: int = 2, skip_help: str = "skip undecodable files and lis
     parent = _parent()
     group = parent.add_argument_group("data")
     group.add_argument("--workers", type=int, default=workers,
-                       help=f"data-loading worker processes per rank (0 = load in the main process; default: {workers})")
+                       help="data-loading worker processes per rank (0 = load in the main process; "
+                            f"default: {workers})")
     group.add_argument("--skip-bad-files", action="store_true", help=skip_help)
     return parent
 
 
 def threads(default: Optional[int] = 2, default_text: Optional[str] = None) -> argparse.ArgumentParser:
-    """--threads: image-decoding threads of one process (stored as `workers`; --workers, its former name, still works)."""
+    """--threads: image-decoding threads of one process (--workers, its former name, still works)."""
     parent = _parent()
-    parent.add_argument("--threads", dest="workers", metavar="N", type=int, default=default,
+    parent.add_argument("--threads", dest="threads", metavar="N", type=int, default=default,
                         help=f"image-decoding threads (default: {default_text or default})")
-    parent.add_argument("--workers", dest="workers", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parent.add_argument("--workers", dest="threads", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parent
 
 
@@ -103,14 +105,33 @@ def dump_path(help: str = "folder for the checkpoint and logs") -> argparse.Argu
 
 
 def backbone(arch: str) -> argparse.ArgumentParser:
-    """--arch and the ResNet's --width / --stem (uss.models.resnet)."""
-    from uss.models.resnet import add_backbone_arguments
+    """--arch and the ResNet's --width / --stem (uss.models.resnet; the defaults are the ImageNet ResNet)."""
+    from uss.models.resnet import STEMS
 
     parent = _parent()
     group = parent.add_argument_group("model")
     group.add_argument("--arch", default=arch, help="resnet18 | resnet34 | resnet50 | resnet101")
-    add_backbone_arguments(group)
+    group.add_argument("--width", type=float, default=1.0, help="ResNet channel width multiplier (1 = standard)")
+    group.add_argument("--stem", default="imagenet", choices=sorted(STEMS),
+                       help="imagenet: 7x7/2 conv + max-pool (output stride 32); small: one 3x3/1 conv (stride 8)")
     return parent
+
+
+def decode_head(group: Any) -> None:
+    """--head, --classifier-init, --head-dropout, --head-channels and --pool-scales (uss.models.decode_heads) on a
+    parser or argument group."""
+    from uss.models.decode_heads import CLASSIFIER_INITS, HEADS, POOL_SCALES, UPERNET_CHANNELS, UPERNET_DROPOUT
+
+    group.add_argument("--head", default="linear", choices=sorted(HEADS))
+    group.add_argument("--classifier-init", default="normal", choices=CLASSIFIER_INITS,
+                       help="final 1x1 classifier: normal = N(0, 0.01) (mmsegmentation), kaiming = as PASS")
+    group.add_argument("--head-dropout", type=float, default=None,
+                       help=f"channel-wise dropout before the classifier (default: the head's; linear 0 as PASS, "
+                       f"upernet {UPERNET_DROPOUT} as mmsegmentation)")
+    group.add_argument("--head-channels", type=int, default=UPERNET_CHANNELS,
+                       help=f"UPerNet inner channels (mmsegmentation: {UPERNET_CHANNELS})")
+    group.add_argument("--pool-scales", type=int, nargs="+", default=list(POOL_SCALES),
+                       help="UPerNet pyramid pooling bins (PSPNet / mmsegmentation: 1 2 3 6)")
 
 
 def optimisation(epochs: int) -> argparse.ArgumentParser:
@@ -125,7 +146,8 @@ def optimisation(epochs: int) -> argparse.ArgumentParser:
     optim.add_argument("--schedule", default="cosine", choices=("cosine", "poly"),
                        help="per-iteration lr from --base-lr to --final-lr after the warm-up: cosine (PASS, SwAV) "
                             "or poly, (base - final) * (1 - t/T)^power + final (mmsegmentation)")
-    optim.add_argument("--poly-power", type=float, default=0.9, help="exponent of --schedule poly (mmsegmentation: 0.9)")
+    optim.add_argument("--poly-power", type=float, default=0.9,
+                       help="exponent of --schedule poly (mmsegmentation: 0.9)")
     optim.add_argument("--warmup-epochs", type=int, default=0)
     optim.add_argument("--start-warmup", type=float, default=0.0)
     optim.add_argument("--wd", type=float, default=1e-6)
@@ -134,6 +156,15 @@ def optimisation(epochs: int) -> argparse.ArgumentParser:
                        help="LARC trust coefficient (0 = plain momentum SGD, as PASS's Jittor scripts; SwAV and PASS's "
                             "PyTorch code use 0.001): each parameter's step is scaled by larc * |w| / (|g| + wd |w|)")
     return parent
+
+
+def optimiser_settings(args: argparse.Namespace):
+    """The optimiser and schedule settings that the parsed `optimisation()` options give."""
+    from uss.training.optim import Optimisation
+
+    return Optimisation(base_lr=args.base_lr, final_lr=args.final_lr, schedule=args.schedule,
+                        poly_power=args.poly_power, warmup_epochs=args.warmup_epochs, start_warmup=args.start_warmup,
+                        weight_decay=args.wd, momentum=args.momentum, larc=args.larc)
 
 
 def training(epochs: int) -> argparse.ArgumentParser:
@@ -161,7 +192,8 @@ def swav() -> argparse.ArgumentParser:
     """The SwAV / PASS heads and loss (pretraining and pixel attention)."""
     parent = _parent()
     group = parent.add_argument_group("SwAV / PASS")
-    group.add_argument("--hidden-mlp", type=int, default=None, help="projection hidden width (default 512 R18, 2048 R50)")
+    group.add_argument("--hidden-mlp", type=int, default=None,
+                       help="projection hidden width (default 512 R18, 2048 R50)")
     group.add_argument("--feat-dim", type=int, default=128)
     group.add_argument("--nmb-prototypes", type=int, default=500)
     group.add_argument("--crops-for-assign", type=int, nargs="+", default=[0, 1])
@@ -178,10 +210,49 @@ def swav() -> argparse.ArgumentParser:
     return parent
 
 
+def swav_loss(args: argparse.Namespace):
+    """The SwAV loss settings that the parsed `swav()` options give."""
+    from uss.training.swav_task import SwAVLoss
+
+    return SwAVLoss(crops_for_assign=tuple(args.crops_for_assign), epsilon=args.epsilon,
+                    sinkhorn_iterations=args.sinkhorn_iterations, temperature=args.temperature,
+                    weights=tuple(args.weights))
+
+
+def multicrop_loader(args: argparse.Namespace):
+    """split -> the multi-crop loader that the parsed `multicrop()` and training options describe."""
+    from uss.data.multicrop import MultiCropDataset
+
+    def loader(split):
+        return MultiCropDataset(split, args.size_crops, args.nmb_crops, args.min_scale_crops, args.max_scale_crops,
+                                seed=args.seed, grid_size=args.grid_size, batch_size=args.batch_size,
+                                num_workers=args.workers, blur_sigma=args.blur_sigma,
+                                color_strength=args.color_strength)
+    return loader
+
+
+def swav_task(args: argparse.Namespace) -> Dict[str, Any]:
+    """The SwAV task's keyword arguments that the parsed `swav_training()` options give (uss.training.swav_task)."""
+    return dict(arch=args.arch, batch_size=args.batch_size, dump_path=args.dump_path, queue_length=args.queue_length,
+                epoch_queue_starts=args.epoch_queue_starts, freeze_prototypes_niters=args.freeze_prototypes_niters)
+
+
+def training_run(args: argparse.Namespace):
+    """The training loop's settings that the parsed `training()` and data options give; every argument is saved
+    with the checkpoints."""
+    from uss.training.loop import TrainingRun
+
+    return TrainingRun(data=args.data, split=args.split, dump_path=args.dump_path, epochs=args.epochs,
+                       batch_size=args.batch_size, optimisation=optimiser_settings(args),
+                       max_iters_per_epoch=args.max_iters_per_epoch, skip_bad_files=args.skip_bad_files,
+                       arguments=vars(args))
+
+
 def swav_training(epochs: int = 200) -> argparse.ArgumentParser:
     """Everything the SwAV-style stages take (pretraining; pixel attention adds --pretrained and its defaults)."""
     return argparse.ArgumentParser(add_help=False, parents=[
-        dataset(), loader(skip_help="replace undecodable images by blanks and list them at the end instead of stopping"),
+        dataset(),
+        loader(skip_help="replace undecodable images by blanks and list them at the end instead of stopping"),
         multicrop(), backbone("resnet50"), swav(), training(epochs)])
 
 
@@ -240,7 +311,8 @@ def regions(*, default: Optional[str] = None, sam_checkpoint: Optional[str] = No
                        default=SAM_SETTINGS["crop_n_points_downscale_factor"])
     group.add_argument("--min-mask-region-area", type=int, default=SAM_SETTINGS["min_mask_region_area"])
     group.add_argument("--superpixel-method", default=SUPERPIXEL_SETTINGS["method"], choices=["felzenszwalb", "slic"])
-    group.add_argument("--superpixel-scale", type=float, default=SUPERPIXEL_SETTINGS["scale"], help="felzenszwalb scale")
+    group.add_argument("--superpixel-scale", type=float, default=SUPERPIXEL_SETTINGS["scale"],
+                       help="felzenszwalb scale")
     group.add_argument("--superpixel-sigma", type=float, default=SUPERPIXEL_SETTINGS["sigma"])
     group.add_argument("--superpixel-min-size", type=int, default=SUPERPIXEL_SETTINGS["min_size"])
     group.add_argument("--superpixel-segments", type=int, default=SUPERPIXEL_SETTINGS["n_segments"],
@@ -248,9 +320,25 @@ def regions(*, default: Optional[str] = None, sam_checkpoint: Optional[str] = No
     return parent
 
 
+def region_proposer(args: argparse.Namespace):
+    """The region proposer that the parsed `regions()` options describe, its settings passed as keyword arguments."""
+    from uss.regions import build_proposer
+
+    if args.proposer == "sam":
+        settings = dict(points_per_side=args.points_per_side, points_per_batch=args.points_per_batch,
+                        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
+                        crop_n_layers=args.crop_n_layers,
+                        crop_n_points_downscale_factor=args.crop_n_points_downscale_factor,
+                        min_mask_region_area=args.min_mask_region_area)
+    else:
+        settings = dict(method=args.superpixel_method, scale=args.superpixel_scale, sigma=args.superpixel_sigma,
+                        min_size=args.superpixel_min_size, n_segments=args.superpixel_segments)
+    return build_proposer(args.proposer, args.sam_checkpoint, args.sam_model_type, settings)
+
+
 def subcommands(parser: argparse.ArgumentParser,
                 commands: Mapping[str, Tuple[str, Iterable[argparse.ArgumentParser]]],
-                dest: str = "mode") -> Dict[str, argparse.ArgumentParser]:
+                dest: str = "command") -> Dict[str, argparse.ArgumentParser]:
     """One subcommand per entry {name: (help, parents)}, the chosen name stored as `dest`; returns the subparsers."""
     choices = parser.add_subparsers(dest=dest, required=True, metavar="{" + ",".join(commands) + "}")
     return {name: choices.add_parser(name, help=help, description=help, parents=list(parents))

@@ -157,7 +157,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", default="result.zip", help="zip to write (default: result.zip)")
     parser.add_argument("--result-dir", help="also materialise the same tree in this (new or empty) folder")
     parser.add_argument("--num-classes", type=int, default=None,
-                        help="K: predictions holding ids above it are refused (default: the largest id match.json maps)")
+                        help="K: predictions holding ids above it are refused "
+                             "(default: the largest id match.json maps)")
     args = parser.parse_args(argv)
     try:
         text = args.method

@@ -117,7 +117,8 @@ def pending_outputs(split: ImageNetSSplit, out_dir: str, names: Sequence[str], r
     return todo, len(set(existing) - good)
 
 
-def _load(path: str, decode_truncated: bool, prepare: Optional[Callable[[np.ndarray], Any]]) -> Tuple[Any, Optional[str]]:
+def _load(path: str, decode_truncated: bool,
+          prepare: Optional[Callable[[np.ndarray], Any]]) -> Tuple[Any, Optional[str]]:
     image, warning = load_rgb_best_effort(path) if decode_truncated else (load_rgb(path), None)
     return (prepare(image) if prepare else image), warning
 

@@ -17,8 +17,8 @@ hues and colour alone does not tell the class (k-means on hue histograms stays n
 is a lighter or darker shade of the first or, in a fifth of the objects, any colour. Shading, object size
 (about 10% to 60% of the image), position and rotation are drawn independently of the class.
 ``palette="random"`` gives the first version's data: both colours independent of the class and objects
-from 5% of the image. Backgrounds are cluttered: a colour gradient, smooth and pixel noise, and low-contrast thin lines and
-small blobs (background, label 0). About a quarter of the images hold a second object of a different
+from 5% of the image. Backgrounds are cluttered: a colour gradient, smooth and pixel noise, and low-contrast thin lines
+and small blobs (background, label 0). About a quarter of the images hold a second object of a different
 class (the folder names the main, larger object; the masks carry both); objects may overlap partly
 and the later-drawn one is on top in image and mask. Output is deterministic: each image draws from
 its own generator seeded by (seed, split, class, index), so the same seed gives byte-identical files.
@@ -98,7 +98,8 @@ def _circle(x: np.ndarray, y: np.ndarray, cx: float, cy: float, r: float) -> np.
     return np.hypot(x - cx, y - cy) - r
 
 
-def _tangent_point(point: Tuple[float, float], centre: Tuple[float, float], r: float, sign: float) -> Tuple[float, float]:
+def _tangent_point(point: Tuple[float, float], centre: Tuple[float, float], r: float,
+                   sign: float) -> Tuple[float, float]:
     """Point where a line through `point` touches the circle (centre, r); sign picks the side."""
     dx, dy = point[0] - centre[0], point[1] - centre[1]
     angle = math.atan2(dy, dx) + sign * math.acos(r / math.hypot(dx, dy))
@@ -295,7 +296,8 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     image = c1 * (1 - t) + c2 * t
     cells = int(rng.integers(3, 7))
     smooth = np.stack([_upsample(rng.standard_normal((cells, cells)).astype(np.float32), size) for _ in range(3)], -1)
-    image = image + 0.05 * smooth + 0.03 * _upsample(rng.standard_normal((cells, cells)).astype(np.float32), size)[..., None]
+    image = (image + 0.05 * smooth
+             + 0.03 * _upsample(rng.standard_normal((cells, cells)).astype(np.float32), size)[..., None])
     for _ in range(int(rng.integers(3, 9))):
         delta = rng.uniform(0.05, 0.12) * rng.choice([-1.0, 1.0]) + rng.uniform(-0.03, 0.03, 3)
         if rng.random() < 0.6:  # thin line segment
@@ -442,7 +444,8 @@ def _plan(params: Dict) -> List[Tuple[str, int, int, str]]:
     """Every image as (split, class index, index in class, relative path), in writing order."""
     plan = []
     categories = [wnid(k) for k in range(params["classes"])]
-    counts = {"train": params["train_per_class"], "validation": params["val_per_class"], "test": params["test_per_class"]}
+    counts = {"train": params["train_per_class"], "validation": params["val_per_class"],
+              "test": params["test_per_class"]}
     first_number = 1
     for split in SPLITS:
         per_class = counts[split]
@@ -476,7 +479,8 @@ def _is_complete(out: str, summary: Dict) -> bool:
         for name in names:
             if not os.path.isfile(os.path.join(image_dir(out, split), name)):
                 return False
-            if split in SEGMENTED_SPLITS and not os.path.isfile(os.path.join(segmentation_dir(out, split), label_name(name))):
+            if split in SEGMENTED_SPLITS and not os.path.isfile(
+                    os.path.join(segmentation_dir(out, split), label_name(name))):
                 return False
     return os.path.isfile(os.path.join(out, "categories.txt"))
 
@@ -560,7 +564,8 @@ def _generate(out: str, seed: int, classes: int, size: int, train_per_class: int
         if previous is None and not os.path.exists(os.path.join(out, PARTIAL_MARKER)):
             raise ToyDatasetError(f"refusing to write the toy dataset into {out}: the folder is not empty and holds "
                                   f"no toy dataset ({SUMMARY_FILE} missing); pass an empty or new folder")
-        if previous is not None and all(previous.get(k) == v for k, v in params.items()) and _is_complete(out, previous):
+        if (previous is not None and all(previous.get(k) == v for k, v in params.items())
+                and _is_complete(out, previous)):
             print(f"toy dataset at {out} is complete with the same parameters; reusing it")
             return previous
         # An earlier toy dataset (other parameters, or interrupted): rebuild it in place.

@@ -4,7 +4,7 @@ GT: ``<gt_dir>/<wnid>/<name>.png``; predictions: the same relative paths under `
 checked before anything is computed (missing predictions, size mismatches, stray files). Each image
 is decoded once (a thread pool over PIL + numpy + OpenCV); per-image statistics are independent of
 the match, so 'auto' matching needs no second pass. All scores are fractions in [0, 1]; the table in
-report.py shows percent.
+results.py shows percent.
 """
 import os
 import time
@@ -39,7 +39,8 @@ def list_gt(gt_dir: str) -> List[str]:
     """Relative paths of the GT label PNGs under gt_dir."""
     if not os.path.isdir(gt_dir):
         raise EvaluationInputError(f"GT folder not found: {gt_dir}")
-    names = [n for n in relative_files(gt_dir) if n.lower().endswith(".png") and not os.path.basename(n).startswith(".")]
+    names = [n for n in relative_files(gt_dir)
+             if n.lower().endswith(".png") and not os.path.basename(n).startswith(".")]
     if not names:
         raise EvaluationInputError(f"no GT label PNGs under {gt_dir}")
     return names

@@ -99,7 +99,7 @@ def kmeans_nmi(features: np.ndarray, classes: np.ndarray, k: Optional[int] = Non
 def load_backbone(checkpoint: str):
     """The backbone of a pretraining or pixel-attention checkpoint, with its weights, in eval mode."""
     from uss.models.resnet import backbone_options, build_resnet
-    from uss.training.checkpoint import load_checkpoint, load_model_state
+    from uss.checkpoints.native import load_checkpoint, load_model_state
 
     state = load_checkpoint(checkpoint)
     saved = state.get("args") or {}

@@ -8,7 +8,7 @@ from uss.data import layout
 from uss.errors import InputError
 from uss.evaluation.evaluator import evaluate_folder
 from uss.evaluation.matching import describe_match, load_match
-from uss.evaluation.report import format_table, write_result_json
+from uss.evaluation.results import format_table, write_result_json
 
 AUTO = "auto"
 

@@ -1,6 +1,5 @@
 """PASS losses: Sinkhorn-Knopp, SwAV swapped prediction with queue, deep-to-shallow, pixel-to-pixel; MPI helpers;
-the stages' whole-batch objectives and fine-tuning's masked cross-entropy."""
-from uss.losses.objectives import attention_objective, pass_objective
+fine-tuning's masked cross-entropy. The stages' whole-batch objectives: uss.training.swav_task."""
 from uss.losses.pixel import pixel_to_pixel_loss
 from uss.losses.segmentation import masked_cross_entropy, segmentation_loss
 from uss.losses.sinkhorn import sinkhorn
@@ -13,8 +12,6 @@ from uss.losses.swav import (
 )
 
 __all__ = [
-    "attention_objective",
-    "pass_objective",
     "masked_cross_entropy",
     "segmentation_loss",
     "pixel_to_pixel_loss",

@@ -1,35 +1,19 @@
 """PASS pixel-to-pixel loss: symmetric negative cosine between predicted and stop-gradient projected pixels."""
 from __future__ import annotations
 
-from typing import Optional
-
 import jittor as jt
-
-from uss.models.heads import sample_overlap
 
 __all__ = ["pixel_to_pixel_loss"]
 
 
-def pixel_to_pixel_loss(
-    projection: jt.Var,
-    prediction: jt.Var,
-    grid_q: Optional[jt.Var] = None,
-    grid_k: Optional[jt.Var] = None,
-) -> jt.Var:
+def pixel_to_pixel_loss(projection: jt.Var, prediction: jt.Var) -> jt.Var:
     """-(mean cos(p_q, sg(z_k)) + mean cos(p_k, sg(z_q))) / 2 over all grid points; minimum -1.
 
     projection z, prediction p: (2B, C, g, g) pixel embeddings of the two large crops at matching overlap
     points, rows [0, B) crop q (crop 0) and [B, 2B) crop k (crop 1) — `PASSOutput.pixel_projection` /
-    `.pixel_prediction` when the model got the grids. If grid_q / grid_k ((B, g, g, 2), [-1, 1], x first,
-    align_corners=False) are given, both inputs are full maps (2B, C, h, w) sampled here first.
-    Points outside the overlap (PASS fills their grid with -2) sample zeros and add 0, but still count in
-    the mean, as in PASS.
+    `.pixel_prediction` when the model got the grids (`models.heads.sample_overlap`). Points outside the overlap
+    (PASS fills their grid with -2) sample zeros and add 0, but still count in the mean, as in PASS.
     """
-    if (grid_q is None) != (grid_k is None):
-        raise ValueError("pass both grid_q and grid_k, or neither")
-    if grid_q is not None:
-        projection = sample_overlap(projection, grid_q, grid_k)
-        prediction = sample_overlap(prediction, grid_q, grid_k)
     n, c = projection.shape[0], projection.shape[1]
     z = jt.normalize(projection.detach().reshape(n, c, -1), p=2, dim=1)
     p = jt.normalize(prediction.reshape(n, c, -1), p=2, dim=1)

@@ -8,7 +8,7 @@ from uss.models.heads import (
     default_hidden_dim,
     sample_overlap,
 )
-from uss.models.pass_model import PASSModel, PASSOutput, arch_depth, build_model, convert_pass_state_dict
+from uss.models.pass_model import PASSModel, PASSOutput, arch_depth, build_model
 from uss.models.pixel_attention import PixelAttention, PixelAttentionModel
 from uss.models.resnet import ResNet, build_resnet
 
@@ -24,7 +24,6 @@ __all__ = [
     "PASSOutput",
     "arch_depth",
     "build_model",
-    "convert_pass_state_dict",
     "PixelAttention",
     "PixelAttentionModel",
     "ResNet",

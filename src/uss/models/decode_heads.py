@@ -24,7 +24,7 @@ from uss.models.resnet import kaiming_init_convs
 
 __all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "PyramidPooling", "AdaptiveAvgPool2d",
            "adaptive_pool_matrix", "HEADS", "build_head",
-           "add_head_arguments", "head_options", "CLASSIFIER_INITS"]
+           "head_options", "CLASSIFIER_INITS"]
 
 NUM_STAGES = 4
 CLASSIFIER_INITS = ("normal", "kaiming")
@@ -150,7 +150,8 @@ class ConvBNReLU(nn.Module):
 
 
 def adaptive_pool_matrix(out_size: int, in_size: int) -> np.ndarray:
-    """out x in averaging weights of PyTorch's 1-D adaptive average pooling (bins floor(i*in/out)..ceil((i+1)*in/out))."""
+    """out x in averaging weights of PyTorch's 1-D adaptive average pooling
+    (bins floor(i*in/out)..ceil((i+1)*in/out))."""
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
     for i in range(out_size):
         start = (i * in_size) // out_size
@@ -255,20 +256,6 @@ class UPerNetHead(DecodeHead):
 
 
 HEADS: Dict[str, Type[DecodeHead]] = {"linear": LinearHead, "upernet": UPerNetHead}
-
-
-def add_head_arguments(group: Any) -> None:
-    """--head, --classifier-init, --head-dropout, --head-channels and --pool-scales on a parser or argument group."""
-    group.add_argument("--head", default="linear", choices=sorted(HEADS))
-    group.add_argument("--classifier-init", default="normal", choices=CLASSIFIER_INITS,
-                       help="final 1x1 classifier: normal = N(0, 0.01) (mmsegmentation), kaiming = as PASS")
-    group.add_argument("--head-dropout", type=float, default=None,
-                       help=f"channel-wise dropout before the classifier (default: the head's; linear 0 as PASS, "
-                       f"upernet {UPERNET_DROPOUT} as mmsegmentation)")
-    group.add_argument("--head-channels", type=int, default=UPERNET_CHANNELS,
-                       help=f"UPerNet inner channels (mmsegmentation: {UPERNET_CHANNELS})")
-    group.add_argument("--pool-scales", type=int, nargs="+", default=list(POOL_SCALES),
-                       help="UPerNet pyramid pooling bins (PSPNet / mmsegmentation: 1 2 3 6)")
 
 
 def head_options(saved: Mapping[str, Any]) -> Dict[str, Any]:

@@ -84,7 +84,8 @@ class PixelPredictorHead(nn.Sequential):
 
 
 class DeepToShallowHead(nn.Module):
-    """PASS shallow branch: conv MLP on a shallow stage map (C->hidden->hidden->C), global pool, MLP to out_dim, L2 norm."""
+    """PASS shallow branch: conv MLP on a shallow stage map (C->hidden->hidden->C), global pool, MLP to out_dim,
+    L2 norm."""
 
     def __init__(self, in_channels: int, hidden_dim: int, out_dim: int = 128) -> None:
         super().__init__()

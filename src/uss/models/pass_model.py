@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import jittor as jt
 from jittor import nn
@@ -20,11 +20,12 @@ from uss.models.multicrop import resolution_groups
 from uss.models.pixel_attention import PixelAttentionModel
 from uss.models.resnet import build_resnet
 
-__all__ = ["PASSOutput", "PASSModel", "build_model", "arch_depth", "convert_pass_state_dict"]
+__all__ = ["PASSOutput", "PASSModel", "build_model", "arch_depth"]
 
 
 class PASSOutput(NamedTuple):
-    """What the PASS losses need from one multi-crop forward pass (B = images per crop, D = feat_dim, K = prototypes)."""
+    """What the PASS losses need from one multi-crop forward pass (B = images per crop, D = feat_dim,
+    K = prototypes)."""
 
     embedding: jt.Var  # (n_crops*B, D) unit rows, crop-major: rows [i*B, (i+1)*B) are crop i
     scores: jt.Var  # (n_crops*B, K) embedding @ prototypes^T
@@ -144,31 +145,3 @@ def build_model(arch: str = "resnet50", stage: str = "pretrain", **kwargs: Any) 
     if stage == "pixel_attention":
         return PixelAttentionModel(depth=depth, **kwargs)
     raise ValueError(f"unknown stage {stage!r}; expected 'pretrain' or 'pixel_attention'")
-
-
-_BACKBONE_KEY = re.compile(r"^(conv1|bn1|layer[1-4])\.")
-_PASS_SHALLOW_KEYS = (
-    (re.compile(r"^projection_head_pixel_shallow\.projection_head_pixel(\d)\."), r"shallow_head\1.pixel."),
-    (re.compile(r"^projection_head_shallow\.projection_head_shallow(\d)\."), r"shallow_head\1.projection."),
-)
-
-
-def convert_pass_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Rename a LUSSeg/PASS (or torchvision/SwAV) ResNet state dict to this package's parameter names.
-
-    Strips DDP's `module.`, prefixes backbone keys with `backbone.`, maps PASS's shallow heads to
-    `shallow_head{s}.pixel/projection`, drops `num_batches_tracked` and `fc.*`; other names
-    (projection_head, prototypes, projection_head_pixel, predictor_head_pixel, fbg) are already equal.
-    """
-    out: dict[str, Any] = {}
-    for key, value in state_dict.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.endswith("num_batches_tracked") or key.startswith("fc."):
-            continue
-        if _BACKBONE_KEY.match(key):
-            key = "backbone." + key
-        for pattern, repl in _PASS_SHALLOW_KEYS:
-            key = pattern.sub(repl, key)
-        out[key] = value
-    return out

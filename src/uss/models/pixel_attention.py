@@ -20,7 +20,8 @@ def upsample_features(c5: jt.Var, scale: int = 4) -> jt.Var:
 
 
 class PixelAttention(nn.Module):
-    """PASS `Mulpixelattn`: sigmoid(BN(conv1x1(ReLU(BN(conv1x1(x))))) + b), one attention value per channel and pixel."""
+    """PASS `Mulpixelattn`: sigmoid(BN(conv1x1(ReLU(BN(conv1x1(x))))) + b), one attention value per channel
+    and pixel."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -90,7 +91,8 @@ class PixelAttentionModel(nn.Module):
         return feats, att
 
     def attention_map(self, x: jt.Var) -> tuple[jt.Var, jt.Var]:
-        """Images -> (L2-normalised features N x C x h x w, channel-mean attention N x 1 x h x w) for fg/bg thresholding."""
+        """Images -> (L2-normalised features N x C x h x w, channel-mean attention N x 1 x h x w) for fg/bg
+        thresholding."""
         feats, att = self.pixel_features(x)
         return feats, att.mean(dim=1, keepdims=True)
 
@@ -110,7 +112,8 @@ class PixelAttentionModel(nn.Module):
         return jt.normalize(pooled, p=2, dim=1)
 
     def execute(self, crops: Sequence[jt.Var] | jt.Var) -> tuple[jt.Var, jt.Var]:
-        """Crops (list of N x 3 x H x W, equal sizes consecutive) -> (embeddings n_crops*N x D unit-norm, scores n_crops*N x K).
+        """Crops (list of N x 3 x H x W, equal sizes consecutive) -> (embeddings n_crops*N x D unit-norm,
+        scores n_crops*N x K).
 
         Rows are crop-major: rows [i*N, (i+1)*N) belong to crops[i].
         """

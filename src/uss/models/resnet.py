@@ -15,7 +15,7 @@ from jittor import init, nn
 from uss.models.batchnorm import BatchNorm2d
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "build_resnet", "RESNET_SPECS", "STEMS", "kaiming_init_convs",
-           "add_backbone_arguments", "backbone_options"]
+           "backbone_options"]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -168,13 +168,6 @@ def build_resnet(depth: int, zero_init_residual: bool = False, width: float = 1.
         raise ValueError(f"unsupported ResNet depth {depth}; choose from {sorted(RESNET_SPECS)}")
     block, layers = RESNET_SPECS[depth]
     return ResNet(block, layers, zero_init_residual=zero_init_residual, width=width, stem=stem)
-
-
-def add_backbone_arguments(group: Any) -> None:
-    """--width and --stem on a parser or argument group (the defaults are the ImageNet ResNet)."""
-    group.add_argument("--width", type=float, default=1.0, help="ResNet channel width multiplier (1 = standard)")
-    group.add_argument("--stem", default="imagenet", choices=sorted(STEMS),
-                       help="imagenet: 7x7/2 conv + max-pool (output stride 32); small: one 3x3/1 conv (stride 8)")
 
 
 def backbone_options(saved: Mapping[str, Any]) -> Dict[str, Any]:

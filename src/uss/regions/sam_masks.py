@@ -4,7 +4,7 @@ from typing import List
 import numpy as np
 
 from uss.regions.base import RegionProposer
-from uss.regions.defaults import SAM_MODEL_TYPE, SAM_SETTINGS
+from uss.regions.settings import SAM_MODEL_TYPE, SAM_SETTINGS
 
 
 class SamProposer(RegionProposer):

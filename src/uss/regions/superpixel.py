@@ -4,7 +4,7 @@ from typing import List
 import numpy as np
 
 from uss.regions.base import RegionProposer
-from uss.regions.defaults import SUPERPIXEL_SETTINGS as DEFAULTS
+from uss.regions.settings import SUPERPIXEL_SETTINGS as DEFAULTS
 
 
 class SuperpixelProposer(RegionProposer):

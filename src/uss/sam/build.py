@@ -110,7 +110,7 @@ def build_sam(model_type: str = "vit_h", checkpoint: Optional[str] = None) -> Sa
         raise ValueError(f"unknown SAM model type {model_type!r}; choose from {sorted(SAM_CONFIGS)}")
     sam = build_sam_from_config(SAM_CONFIGS[model_type])
     if checkpoint is not None:
-        from uss.sam.checkpoint import load_sam_checkpoint
+        from uss.checkpoints.sam import load_sam_checkpoint
 
         load_sam_checkpoint(sam, checkpoint)
     return sam

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> str:
     """Embed, cluster and score; returns the centroids path. Skips what is complete."""
-    from uss.models.trained import load_pixel_attention_model
+    from uss.checkpoints.trained import load_pixel_attention_model
 
     runner.setup_device()
     log = runner.StageLog("cluster", args.dump_path)
@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> str:
     k = args.num_classes or len(categories)
     model = load_pixel_attention_model(args.pretrained)
     log.info(f"embedding {len(split)} images of {split.image_dir} with {args.pretrained}")
-    embeddings = compute_embeddings(model, split, os.path.join(args.dump_path, "embeddings.npy"), args)
+    embeddings = compute_embeddings(model, split, os.path.join(args.dump_path, "embeddings.npy"), resize=args.resize,
+                                    crop=args.crop, batch_size=args.batch_size, workers=args.workers,
+                                    skip_bad_files=args.skip_bad_files)
     if not distributed.is_main_process():
         return centroids_path
     start = time.time()

@@ -14,11 +14,13 @@ from typing import List, Optional
 
 from uss import options
 from uss.data import layout
-from uss.models.decode_heads import add_head_arguments, head_options
+from uss.data.label_dataset import PseudoLabelDataset
+from uss.data.split import ImageNetSSplit
+from uss.models.decode_heads import head_options
 from uss.models.resnet import backbone_options
 from uss.models.segmentation import build_segmentation_model
 from uss.training import runner
-from uss.training.finetune import FinetuneTask
+from uss.training.finetune_task import FinetuneTask
 from uss.training.loop import fit
 
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pretrained", required=True,
                        help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.safetensors, as PASS; "
                        "or PASS's / SwAV's / DINO's released .pth)")
-    add_head_arguments(model)
+    options.decode_head(model)
     model.add_argument("--num-classes", type=int, default=None,
                        help="K, the number of pseudo classes (default: the dataset's categories)")
     return parser
@@ -52,7 +54,15 @@ def train(args: argparse.Namespace) -> str:
         args.num_classes = len(layout.load_categories(args.data))
     model = build_segmentation_model(args.arch, args.num_classes, args.head, **backbone_options(vars(args)),
                                      **head_options(vars(args)))
-    return fit(FinetuneTask(args, model), args)
+
+    def dataset(split: ImageNetSSplit) -> PseudoLabelDataset:
+        return PseudoLabelDataset(split, args.pseudo_labels, args.crop_size, (args.min_scale, args.max_scale),
+                                  args.label_scale, seed=args.seed, batch_size=args.batch_size,
+                                  num_workers=args.workers, check=not args.skip_bad_files)
+
+    task = FinetuneTask(model, dataset, pretrained=args.pretrained, labels=args.pseudo_labels, arch=args.arch,
+                        head=args.head)
+    return fit(task, options.training_run(args))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -23,7 +23,7 @@ from uss.data.split import ImageNetSSplit
 from uss.errors import run_cli
 from uss.evaluation.predictions import choose_match, evaluate_predictions
 from uss.models.decode_heads import HEADS
-from uss.models.trained import load_finetuned
+from uss.checkpoints.trained import load_finetuned
 from uss.prediction import MAX_PIXELS, predict_split
 from uss.training import runner
 
@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           flush=True)
     part = writer.this_part()
     summary = predict_split(model, split, args.out, args.short_side, args.max_pixels or None, redo=args.redo,
-                            workers=args.workers, progress=not args.quiet, part=part)
+                            workers=args.threads, progress=not args.quiet, part=part)
     print(f"[inference] {summary.describe()} -> {args.out}", flush=True)
     failed = writer.settle(split, args.out, part, summary, "[inference]")
     if failed is None:

@@ -4,13 +4,12 @@ import argparse
 from typing import List, Optional
 
 from uss import options
-from uss.losses.objectives import attention_objective
 from uss.models import build_model
 from uss.models.resnet import backbone_options
 from uss.training import runner
-from uss.training.checkpoint import load_pretrained
+from uss.checkpoints.native import load_pretrained
 from uss.training.loop import fit
-from uss.training.swav import SwAVTask
+from uss.training.swav_task import SwAVTask, attention_objective
 
 STAGE = "pixel attention"
 
@@ -18,8 +17,8 @@ STAGE = "pixel attention"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="PASS pixel attention on a pretrained backbone.",
                                      parents=[options.swav_training()])
-    parser.add_argument("--pretrained", required=True, help="pretraining checkpoint (<pretrain dump>/checkpoint.safetensors, "
-                        "or PASS's / SwAV's released .pth.tar)")
+    parser.add_argument("--pretrained", required=True, help="pretraining checkpoint (<pretrain dump>/"
+                        "checkpoint.safetensors, or PASS's / SwAV's released .pth.tar)")
     # PASS S50 settings for this stage.
     parser.set_defaults(epochs=20, base_lr=6.0, final_lr=0.0006, shallow=[], queue_length=0)
     return parser
@@ -33,7 +32,9 @@ def train(args: argparse.Namespace) -> str:
     loaded = load_pretrained(model, args.pretrained, ("backbone.", "projection_head.", "prototypes."))
     runner.StageLog(STAGE, args.dump_path).info(f"loaded {loaded} tensors from {args.pretrained}")
     model.freeze_pretrained()
-    return fit(SwAVTask(STAGE, args, model, model.trainable_parameters(), attention_objective), args)
+    task = SwAVTask(STAGE, model, model.trainable_parameters(), attention_objective, options.swav_loss(args),
+                    options.multicrop_loader(args), **options.swav_task(args))
+    return fit(task, options.training_run(args))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -8,15 +8,15 @@ import argparse
 from typing import List, Optional
 
 from uss import options
-from uss.losses.objectives import pass_objective
 from uss.models import build_model
 from uss.models.resnet import backbone_options
 from uss.training import runner
 from uss.training.loop import fit
-from uss.training.swav import SwAVTask
+from uss.training.swav_task import SwAVTask, pass_objective
 
 
-def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + pixel-to-pixel).") -> argparse.ArgumentParser:
+def build_parser(description: str = "PASS pretraining (SwAV + deep-to-shallow + pixel-to-pixel)."
+                 ) -> argparse.ArgumentParser:
     """Arguments of pretraining (uss.options.swav_training, which pixel attention shares)."""
     return argparse.ArgumentParser(description=description, parents=[options.swav_training(epochs=200)])
 
@@ -26,7 +26,9 @@ def train(args: argparse.Namespace) -> str:
     runner.seed_everything(args.seed)
     model = build_model(args.arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
                         hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow), **backbone_options(vars(args)))
-    return fit(SwAVTask("pretrain", args, model, model.parameters(), pass_objective), args)
+    task = SwAVTask("pretrain", model, model.parameters(), pass_objective, options.swav_loss(args),
+                    options.multicrop_loader(args), **options.swav_task(args))
+    return fit(task, options.training_run(args))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

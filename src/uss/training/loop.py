@@ -8,14 +8,13 @@ start-of-training broadcast, data and learning-rate schedule, then per epoch the
 step values), the checkpoint and a record in <dump>/log.jsonl. All data randomness derives from (seed, epoch,
 image), so a resumed run equals an uninterrupted one.
 
-The arguments it reads are the training stages' common ones: --data, --split, --batch-size, --epochs,
---workers, --skip-bad-files, --dump-path, --max-iters-per-epoch and the optimisation group
-(`uss.options.training`).
+What it needs comes as a `TrainingRun` (the training stages make one from their command line,
+`uss.options.training_run`).
 """
-import argparse
 import os
 import time
-from typing import Any, Dict, Iterable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -24,21 +23,40 @@ from uss import distributed
 from uss.data.dataset import BadFileGuard
 from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
-from uss.training.checkpoint import checkpoint_path, resume_training_state, save_training_state
-from uss.training.optim import build_optimizer, set_lr
+from uss.checkpoints.native import checkpoint_path, resume_training_state, save_training_state
+from uss.training.optim import Optimisation, build_optimizer, set_lr
 from uss.training.runner import StageLog, setup_device
 from uss.training.schedule import build_schedule
 
-__all__ = ["TrainingTask", "fit", "iterations_per_epoch", "local_batch_size"]
+__all__ = ["TrainingRun", "TrainingTask", "fit", "iterations_per_epoch", "local_batch_size"]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where a training stage reads and writes, how long it trains and how it optimises.
+
+    data / split: the images (`ImageNetSSplit`); dump_path: the checkpoint, log.jsonl and stage files; epochs: the
+    total to reach (0 saves the initial weights); batch_size: global, split across MPI ranks; max_iters_per_epoch:
+    cut every epoch short (0 = full; a debug setting); skip_bad_files: count and list undecodable images instead of
+    stopping; arguments: saved with every checkpoint (the later stages rebuild the model from them).
+    """
+    data: str
+    split: str
+    dump_path: str
+    epochs: int
+    batch_size: int
+    optimisation: Optimisation = field(default_factory=Optimisation)
+    max_iters_per_epoch: int = 0
+    skip_bad_files: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 class TrainingTask:
     """What a training stage hands the loop. Subclasses implement `dataset`, `step` and `describe`; the other
     hooks do nothing unless overridden."""
 
-    def __init__(self, name: str, args: argparse.Namespace, model: Any, parameters: Optional[Iterable] = None):
+    def __init__(self, name: str, model: Any, parameters: Optional[Iterable] = None):
         self.name = name  # log prefix, record "stage" and progress-bar label
-        self.args = args
         self.model = model
         self.parameters = model.parameters() if parameters is None else parameters
 
@@ -75,77 +93,77 @@ class TrainingTask:
         return ""
 
 
-def local_batch_size(args: argparse.Namespace, world: int) -> int:
-    """This rank's share of --batch-size; InputError when the ranks cannot split it evenly."""
-    if args.batch_size % world:
-        raise InputError(f"--batch-size {args.batch_size} must be divisible by the number of ranks {world}")
-    return args.batch_size // world
+def local_batch_size(batch_size: int, world: int) -> int:
+    """This rank's share of the global batch; InputError when the ranks cannot split it evenly."""
+    if batch_size % world:
+        raise InputError(f"--batch-size {batch_size} must be divisible by the number of ranks {world}")
+    return batch_size // world
 
 
-def iterations_per_epoch(args: argparse.Namespace, split: ImageNetSSplit) -> int:
-    """Full batches per epoch (at most --max-iters-per-epoch when set); InputError below one batch."""
-    iterations = len(split) // args.batch_size
+def iterations_per_epoch(batch_size: int, split: ImageNetSSplit, max_iters: int = 0) -> int:
+    """Full batches per epoch (at most max_iters when set); InputError below one batch."""
+    iterations = len(split) // batch_size
     if iterations == 0:
-        raise InputError(f"{split.image_dir}: {len(split)} images is fewer than one batch of {args.batch_size}")
-    if args.max_iters_per_epoch:
-        iterations = min(iterations, args.max_iters_per_epoch)
+        raise InputError(f"{split.image_dir}: {len(split)} images is fewer than one batch of {batch_size}")
+    if max_iters:
+        iterations = min(iterations, max_iters)
     return iterations
 
 
-def fit(task: TrainingTask, args: argparse.Namespace) -> str:
-    """Run (or resume) the task's training to --epochs epochs; returns the checkpoint path."""
-    os.makedirs(args.dump_path, exist_ok=True)
-    log = StageLog(task.name, args.dump_path)
+def fit(task: TrainingTask, run: TrainingRun) -> str:
+    """Run (or resume) the task's training to run.epochs epochs; returns the checkpoint path."""
+    os.makedirs(run.dump_path, exist_ok=True)
+    log = StageLog(task.name, run.dump_path)
     device = setup_device()
     world = distributed.world_size()
-    local_batch_size(args, world)
-    path = checkpoint_path(args.dump_path)
+    local_batch_size(run.batch_size, world)
+    path = checkpoint_path(run.dump_path)
 
     task.initialise()
-    optimizer = build_optimizer(task.parameters, args)
-    start_epoch, _ = resume_training_state(args.dump_path, task.model, optimizer)
-    if args.epochs == 0 and not os.path.isfile(path):  # the initial weights: the random-init reference rows
+    optimizer = build_optimizer(task.parameters, run.optimisation)
+    start_epoch, _ = resume_training_state(run.dump_path, task.model, optimizer)
+    if run.epochs == 0 and not os.path.isfile(path):  # the initial weights: the random-init reference rows
         distributed.broadcast_parameters(task.model)
-        save_training_state(args.dump_path, 0, task.model, optimizer, args)
+        save_training_state(run.dump_path, 0, task.model, optimizer, run.arguments)
         log.info(f"--epochs 0: saved the initial weights to {path}")
         return path
-    if start_epoch >= args.epochs:
-        log.info(f"complete: {path} has {start_epoch}/{args.epochs} epochs")
+    if start_epoch >= run.epochs:
+        log.info(f"complete: {path} has {start_epoch}/{run.epochs} epochs")
         return path
     task.start(log, start_epoch)
     distributed.broadcast_parameters(task.model)
 
-    split = ImageNetSSplit(args.data, args.split)
-    iterations = iterations_per_epoch(args, split)
+    split = ImageNetSSplit(run.data, run.split)
+    iterations = iterations_per_epoch(run.batch_size, split, run.max_iters_per_epoch)
     dataset = task.dataset(split)
-    lr_schedule = build_schedule(args, iterations)
-    log.info(f"{task.describe(split)} ({device}, {world} rank(s), batch {args.batch_size}, {iterations} it/epoch), "
-             f"epochs {start_epoch}->{args.epochs}")
+    lr_schedule = build_schedule(run.optimisation, run.epochs, iterations)
+    log.info(f"{task.describe(split)} ({device}, {world} rank(s), batch {run.batch_size}, {iterations} it/epoch), "
+             f"epochs {start_epoch}->{run.epochs}")
 
-    guard = BadFileGuard(skip_bad=args.skip_bad_files, stage=task.name)
-    for epoch in range(start_epoch, args.epochs):
+    guard = BadFileGuard(skip_bad=run.skip_bad_files, stage=task.name)
+    for epoch in range(start_epoch, run.epochs):
         task.begin_epoch(epoch)
         dataset.set_epoch(epoch)
         task.model.train()
-        stats = run_epoch(task, optimizer, dataset, guard, lr_schedule, epoch, iterations)
-        save_training_state(args.dump_path, epoch + 1, task.model, optimizer, args)
+        stats = run_epoch(task, run, optimizer, dataset, guard, lr_schedule, epoch, iterations)
+        save_training_state(run.dump_path, epoch + 1, task.model, optimizer, run.arguments)
         task.saved(epoch)
         log.record({"stage": task.name, "epoch": epoch + 1, **stats})
-        log.info(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f}{task.epoch_note(stats)}, "
+        log.info(f"epoch {epoch + 1}/{run.epochs}: loss {stats['loss']:.4f}{task.epoch_note(stats)}, "
                  f"{stats['images_per_s']:.1f} img/s, data wait {100 * stats['data_wait_share']:.0f}%")
     guard.report()
     log.info(f"done in {log.elapsed():.0f}s: {path}")
     return path
 
 
-def run_epoch(task: TrainingTask, optimizer: Any, dataset: Any, guard: BadFileGuard, lr_schedule: np.ndarray,
-              epoch: int, iterations: int) -> Dict[str, Any]:
-    """One pass over the data: mean step values, the task's extras, throughput and the share of time waiting for data."""
-    args = task.args
+def run_epoch(task: TrainingTask, run: TrainingRun, optimizer: Any, dataset: Any, guard: BadFileGuard,
+              lr_schedule: np.ndarray, epoch: int, iterations: int) -> Dict[str, Any]:
+    """One pass over the data: mean step values, the task's extras, throughput and the share of time waiting for
+    data."""
     totals: Dict[str, float] = {"loss": 0.0}
     wait = compute = 0.0
     steps = 0
-    bar = tqdm(total=iterations, desc=f"{task.name} epoch {epoch + 1}/{args.epochs}", unit="it",
+    bar = tqdm(total=iterations, desc=f"{task.name} epoch {epoch + 1}/{run.epochs}", unit="it",
                disable=not distributed.is_main_process(), leave=False)
     tick = time.time()
     for index, batch in enumerate(dataset):
@@ -163,11 +181,11 @@ def run_epoch(task: TrainingTask, optimizer: Any, dataset: Any, guard: BadFileGu
         compute += done - loaded
         tick = done
         bar.update(1)
-        bar.set_postfix(loss=f"{totals['loss'] / steps:.3f}", img_s=f"{steps * args.batch_size / (wait + compute):.1f}")
+        bar.set_postfix(loss=f"{totals['loss'] / steps:.3f}", img_s=f"{steps * run.batch_size / (wait + compute):.1f}")
     bar.close()
     means = {key: value / max(steps, 1) for key, value in totals.items()}
     last_lr = float(lr_schedule[min(epoch * iterations + max(steps - 1, 0), len(lr_schedule) - 1)])
     extra = task.end_epoch(epoch, means, last_lr)
     elapsed = max(wait + compute, 1e-9)
-    return {**means, **extra, "iterations": steps, "images_per_s": steps * args.batch_size / elapsed,
+    return {**means, **extra, "iterations": steps, "images_per_s": steps * run.batch_size / elapsed,
             "data_wait_share": wait / elapsed, "seconds": elapsed}

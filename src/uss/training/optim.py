@@ -1,7 +1,26 @@
 """The optimiser of the training stages (their arguments: uss.options.optimisation): momentum SGD, or LARC."""
-import argparse
+from dataclasses import dataclass
 
 import jittor as jt
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    """A training stage's optimiser and learning-rate schedule (defaults: PASS's main_pretrain.py).
+
+    base_lr / final_lr: the schedule's ends after warmup_epochs of linear warm-up from start_warmup; schedule:
+    'cosine' (PASS, SwAV) or 'poly' with exponent poly_power (mmsegmentation); momentum and weight_decay of SGD;
+    larc: LARC's trust coefficient, 0 for plain momentum SGD.
+    """
+    base_lr: float = 0.6
+    final_lr: float = 0.0006
+    schedule: str = "cosine"
+    poly_power: float = 0.9
+    warmup_epochs: int = 0
+    start_warmup: float = 0.0
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    larc: float = 0.0
 
 
 class LARC(jt.optim.SGD):
@@ -40,12 +59,13 @@ class LARC(jt.optim.SGD):
         self.post_step()
 
 
-def build_optimizer(parameters, args: argparse.Namespace) -> jt.optim.Optimizer:
-    """SGD with args.momentum and weight decay args.wd, wrapped in LARC when args.larc > 0."""
-    if args.larc > 0:
-        return LARC(parameters, lr=args.base_lr, momentum=args.momentum, weight_decay=args.wd,
-                    trust_coefficient=args.larc)
-    return jt.optim.SGD(parameters, lr=args.base_lr, momentum=args.momentum, weight_decay=args.wd)
+def build_optimizer(parameters, settings: Optimisation) -> jt.optim.Optimizer:
+    """Momentum SGD at settings.base_lr, wrapped in LARC when settings.larc > 0."""
+    if settings.larc > 0:
+        return LARC(parameters, lr=settings.base_lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
+                    trust_coefficient=settings.larc)
+    return jt.optim.SGD(parameters, lr=settings.base_lr, momentum=settings.momentum,
+                        weight_decay=settings.weight_decay)
 
 
 def set_lr(optimizer: jt.optim.Optimizer, lr: float) -> None:

@@ -1,12 +1,11 @@
 """What every stage shares: device choice, seeding, rank-aware logging and warnings.
 
-Checkpoints (a stage's state in its dump folder included) are `uss.training.checkpoint`'s; the training loop is
+Checkpoints (a stage's state in its dump folder included) are `uss.checkpoints.native`'s; the training loop is
 `uss.training.loop`'s.
 """
 import json
 import os
 import random
-import sys
 import time
 from typing import Any, Dict
 
@@ -48,7 +47,3 @@ class StageLog:
 
     def elapsed(self) -> float:
         return time.time() - self.start
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 """Learning-rate schedules, per iteration: PASS / SwAV's warm-up + cosine, and mmsegmentation's poly."""
-import argparse
-
 import numpy as np
+
+from uss.training.optim import Optimisation
 
 SCHEDULES = ("cosine", "poly")
 
@@ -27,10 +27,12 @@ def warmup_poly(base_lr: float, final_lr: float, epochs: int, iters_per_epoch: i
     return np.concatenate([warmup, poly])
 
 
-def build_schedule(args: argparse.Namespace, iters_per_epoch: int) -> np.ndarray:
-    """The schedule args.schedule names (cosine when the stage has no --schedule) from the optimisation args."""
-    if getattr(args, "schedule", "cosine") == "poly":
-        return warmup_poly(args.base_lr, args.final_lr, args.epochs, iters_per_epoch, args.poly_power,
-                           args.warmup_epochs, args.start_warmup)
-    return warmup_cosine(args.base_lr, args.final_lr, args.epochs, iters_per_epoch, args.warmup_epochs,
-                         args.start_warmup)
+def build_schedule(settings: Optimisation, epochs: int, iters_per_epoch: int) -> np.ndarray:
+    """The per-iteration learning rates of settings.schedule over `epochs` epochs."""
+    if settings.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {settings.schedule!r}; choose from {SCHEDULES}")
+    if settings.schedule == "poly":
+        return warmup_poly(settings.base_lr, settings.final_lr, epochs, iters_per_epoch, settings.poly_power,
+                           settings.warmup_epochs, settings.start_warmup)
+    return warmup_cosine(settings.base_lr, settings.final_lr, epochs, iters_per_epoch, settings.warmup_epochs,
+                         settings.start_warmup)
