@@ -6,6 +6,8 @@
 #   2. the label stages on a backbone that segments: that fine-tuned backbone replaces the self-supervised one in
 #      train_2.sh (pixel attention, k-means, threshold sweep) and scripts/label_rows.sh pixel
 #                                                                            -> $OUT/rows/labels, $OUT/rows/labels_true_fg
+#   3. the label-free threshold on that backbone (no labels read to choose it)  -> $OUT/rows/labels_label_free
+#   4. dense-CRF refinement of the per-pixel labels of both backbones, validation and test (benchmarks/crf.py)
 # Prints a table with the demo's own rows next to these, the attention AUC and the k-means NMI of both backbones.
 # Run after demo.sh (it needs $RUNS/r18/pretrain, train_2's outputs and the true train masks); rerunning continues.
 # 19 min on an idle 2-core machine at the default EPOCHS=40 (fine-tuning 15 min, train_2 and the label rows 4 min).
@@ -27,12 +29,16 @@ tuned=$OUT/r18/finetune_linear_true/checkpoint.safetensors
 stage "label stages with good inputs: train_2.sh and the label rows on the fine-tuned backbone -> $OUT"
 PRETRAINED_R18=$good RUNS=$OUT bash train_2.sh
 RUNS=$OUT bash scripts/label_rows.sh pixel
+RUNS=$OUT bash scripts/label_rows.sh label-free
+[ -f "$RUNS/rows/labels_label_free/test.json" ] || bash scripts/label_rows.sh label-free
 
 stage "summary"
-"$PY" -m uss.results_table --out "$OUT/results.md" \
+"$PY" -m uss.demo_results --out "$OUT/results.md" \
     --row "demo: per-pixel pseudo labels (self-supervised backbone)" "$RUNS/rows/labels" \
     --row "demo: those labels' ids inside the true foreground" "$RUNS/rows/labels_true_fg" \
+    --row "demo: the same with the label-free threshold" "$RUNS/rows/labels_label_free" \
     --row "per-pixel pseudo labels on the fine-tuned backbone" "$OUT/rows/labels" \
+    --row "the same with the label-free threshold" "$OUT/rows/labels_label_free" \
     --row "those labels' ids inside the true foreground" "$OUT/rows/labels_true_fg" \
     --row "demo: final recipe, 4 epochs on the true train masks" "$RUNS/test_py_true_masks" \
     --row "1x1 head, $EPOCHS epochs on the true train masks" "$OUT/rows/linear_true_masks"
@@ -40,4 +46,10 @@ for run in "$RUNS" "$OUT"; do
   echo "$run/r18: attention-pooled k-means NMI $("$PY" -c "import json,sys; print(round(json.load(open(sys.argv[1]))['nmi'], 3))" \
       "$run/r18/cluster/cluster.json")"
   "$PY" benchmarks/attention_quality.py "$run/r18/pixel_attention/checkpoint.safetensors" --data "$DATA"
+done
+for run in "$RUNS" "$OUT"; do
+  for split in validation test; do
+    echo "dense CRF on $run/rows/labels/$split:"
+    "$PY" benchmarks/crf.py --data "$DATA" --split $split --pred "$run/rows/labels/$split" --out "$OUT/crf/$(basename "$run")_$split"
+  done
 done
