@@ -13,6 +13,8 @@ class SamProposer(RegionProposer):
     name = "sam"
 
     def __init__(self, checkpoint: str, model_type: str = SAM_MODEL_TYPE, **generator_options):
+        """checkpoint: the official SAM weights of `model_type`; generator_options: SamAutomaticMaskGenerator's
+        settings (documented in its constructor), the challenge entry's (uss.regions.settings) where not given."""
         import jittor as jt
 
         from uss.sam import SamAutomaticMaskGenerator, build_sam

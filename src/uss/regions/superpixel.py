@@ -15,6 +15,10 @@ class SuperpixelProposer(RegionProposer):
     def __init__(self, method: str = DEFAULTS["method"], scale: float = DEFAULTS["scale"],
                  sigma: float = DEFAULTS["sigma"], min_size: int = DEFAULTS["min_size"],
                  n_segments: int = DEFAULTS["n_segments"], compactness: float = DEFAULTS["compactness"]):
+        """method: 'felzenszwalb' (graph segmentation: `scale` larger = larger segments, Gaussian pre-smoothing
+        `sigma`, segments of at least `min_size` pixels) or 'slic' (about `n_segments` k-means superpixels,
+        `compactness` trading colour for space); scikit-image's arguments. Defaults and the scripts' presets:
+        uss.regions.settings."""
         if method not in ("felzenszwalb", "slic"):
             raise ValueError(f"superpixel method must be 'felzenszwalb' or 'slic', got {method!r}")
         self.method, self.scale, self.sigma, self.min_size = method, scale, sigma, min_size

@@ -1,0 +1,45 @@
+"""scripts/common.sh's launcher: a one-process stage that dies of a native crash is started once more (stages
+resume), any other failure stops the script with its own status, and the second crash stops it too."""
+import os
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+CRASH_ONCE = """
+import os, sys
+marker, crashes = sys.argv[1], int(sys.argv[2])
+count = int(open(marker).read()) if os.path.exists(marker) else 0
+open(marker, "w").write(str(count + 1))
+if count < crashes:
+    os.abort()  # SIGABRT: exit status 134 through bash, as a crashing jittor kernel's process
+if crashes < 0:
+    sys.exit(3)
+print("finished on run", count + 1)
+"""
+
+
+def launch(tmp_path, crashes: int) -> subprocess.CompletedProcess:
+    data = tmp_path / "toy"
+    (data / "train").mkdir(parents=True, exist_ok=True)
+    (data / "toy.json").write_text("{}")  # the demo preset, no dataset needed for the launcher
+    script = tmp_path / "crash_once.py"
+    script.write_text(CRASH_ONCE)
+    command = f'source scripts/common.sh; launch "{script}" "{tmp_path / "runs.txt"}" {crashes}'
+    env = {**os.environ, "DATA": str(data), "RUNS": str(tmp_path / "runs"), "PY": sys.executable}
+    return subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_native_crash_is_run_once_more(tmp_path):
+    done = launch(tmp_path, crashes=1)
+    assert done.returncode == 0, done.stderr
+    assert "died of a native crash (exit status 134); running it once more" in done.stderr
+    assert "finished on run 2" in done.stdout
+
+
+def test_a_second_crash_and_other_failures_stop_the_script(tmp_path):
+    assert launch(tmp_path, crashes=2).returncode == 134
+    (tmp_path / "runs.txt").unlink()
+    failed = launch(tmp_path, crashes=-1)
+    assert failed.returncode == 3 and "native crash" not in failed.stderr
+    assert (tmp_path / "runs.txt").read_text() == "1"  # not retried
