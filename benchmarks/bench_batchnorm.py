@@ -100,9 +100,7 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
 
     from uss import options
     from uss.data.multicrop import overlap_grids
-    from uss.models import build_model
-    from uss.models.resnet import backbone_options
-    from uss.stages.pretrain import build_parser
+    from uss.stages.pretrain import build, build_parser
     from uss.training.optim import build_optimizer
     from uss.training.swav_task import pass_objective
 
@@ -110,8 +108,7 @@ def pass_step(implementation: str, arch: str, batch: int, sizes: List[int], coun
         ["--data", "-", "--dump-path", "-", "--arch", arch, "--batch-size", str(batch), "--larc", "0.001",
          "--size-crops", *map(str, sizes), "--nmb-crops", *map(str, counts), "--nmb-prototypes", "500", *backbone])
     jt.set_global_seed(0)
-    model = build_model(arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow), **backbone_options(vars(args)))
+    model = build(args)
     if implementation == "jittor":
         swap_batchnorms(model, jittor_batchnorm())
     model.train()

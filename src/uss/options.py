@@ -231,7 +231,7 @@ def multicrop_loader(args: argparse.Namespace):
     return loader
 
 
-def swav_task(args: argparse.Namespace) -> Dict[str, Any]:
+def swav_task_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The SwAV task's keyword arguments that the parsed `swav_training()` options give (uss.training.swav_task)."""
     return dict(arch=args.arch, batch_size=args.batch_size, dump_path=args.dump_path, queue_length=args.queue_length,
                 epoch_queue_starts=args.epoch_queue_starts, freeze_prototypes_niters=args.freeze_prototypes_niters)

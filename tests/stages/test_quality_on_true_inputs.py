@@ -116,17 +116,13 @@ class SeparableFeatures:
 
 def _demo_attention_model(dump: str, *extra: str):
     """(arguments, model) of the pixel-attention stage as train_2.sh's demo preset builds it, plus `extra`."""
-    from uss.models import build_model
-    from uss.models.resnet import backbone_options
     from uss.stages import pixel_attention
 
     preset = preset_arrays("train_2.sh", "demo", "BACKBONE", "ATTENTION", "R18")
     args = pixel_attention.build_parser().parse_args(
         ["--data", "-", "--pretrained", "-", "--dump-path", dump, "--arch", "resnet18",
          *preset["BACKBONE"], *preset["ATTENTION"], *preset["R18"], *extra])
-    model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
-    return args, model
+    return args, pixel_attention.build(args)
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +133,9 @@ def separable_attention(tmp_path_factory):
     from jittor import nn
 
     from uss import options
+    from uss.stages import pixel_attention
     from uss.training import runner
     from uss.training.optim import build_optimizer, set_lr
-    from uss.training.swav_task import SwAVTask, attention_objective
 
     class GivenFeatures(nn.Module):
         """A backbone whose C5 map is its input."""
@@ -153,8 +149,7 @@ def separable_attention(tmp_path_factory):
     assert model.backbone.out_channels[-1] == SeparableFeatures.CHANNELS
     model.backbone = GivenFeatures()
     model.freeze_pretrained()
-    task = SwAVTask("pixel attention", model, model.trainable_parameters(), attention_objective,
-                    options.swav_loss(args), options.multicrop_loader(args), **options.swav_task(args))
+    task = pixel_attention.swav_task(args, model)
     task.start(runner.StageLog(task.name, args.dump_path), 0)
     optimizer = build_optimizer(task.parameters, options.optimiser_settings(args))
     set_lr(optimizer, args.base_lr)  # constant: 100 steps are the start of the preset's cosine schedule

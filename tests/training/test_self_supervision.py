@@ -29,12 +29,10 @@ def fixed_batch_losses(root: str, dump: str, detach: bool):
 
     from uss import options
     from uss.data.split import ImageNetSSplit
-    from uss.models import build_model
-    from uss.models.resnet import backbone_options
     from uss.stages import pretrain
     from uss.training import runner
     from uss.training.optim import build_optimizer, set_lr
-    from uss.training.swav_task import SwAVTask, pass_objective
+    from uss.training.swav_task import pass_objective
 
     preset = preset_arrays("train_1.sh", "demo", "BACKBONE", "COMMON", "R18")
     args = pretrain.build_parser().parse_args(
@@ -43,9 +41,7 @@ def fixed_batch_losses(root: str, dump: str, detach: bool):
          "--seed", str(SEED)])
     assert args.nmb_prototypes == PROTOTYPES
     runner.seed_everything(SEED)
-    model = build_model(args.arch, "pretrain", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, shallow_stages=tuple(args.shallow),
-                        **backbone_options(vars(args)))
+    model = pretrain.build(args)
 
     def objective(loss, model, *batch):
         total, parts = pass_objective(loss, model, *batch)
@@ -53,8 +49,7 @@ def fixed_batch_losses(root: str, dump: str, detach: bool):
             total = total.detach() + 0 * sum(p.sum() for p in model.parameters() if not p.is_stop_grad())
         return total, parts
 
-    task = SwAVTask("pretrain", model, model.parameters(), objective, options.swav_loss(args),
-                    options.multicrop_loader(args), **options.swav_task(args))
+    task = pretrain.swav_task(args, model, objective)
     task.initialise()
     task.start(runner.StageLog(task.name, dump), 0)
     optimizer = build_optimizer(task.parameters, options.optimiser_settings(args))

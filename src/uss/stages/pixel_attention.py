@@ -24,17 +24,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build(args: argparse.Namespace):
+    """The pixel-attention model (backbone, attention head, projection, prototypes) the parsed arguments describe."""
+    return build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
+                       hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
+
+
+def swav_task(args: argparse.Namespace, model) -> SwAVTask:
+    """Pixel attention's task: the trainable (not frozen) parameters of `model` on the attention objective."""
+    return SwAVTask(STAGE, model, model.trainable_parameters(), attention_objective, options.swav_loss(args),
+                    options.multicrop_loader(args), **options.swav_task_options(args))
+
+
 def train(args: argparse.Namespace) -> str:
     """Run (or resume) pixel-attention training; returns the checkpoint path."""
     runner.seed_everything(args.seed)
-    model = build_model(args.arch, "pixel_attention", n_prototypes=args.nmb_prototypes, feat_dim=args.feat_dim,
-                        hidden_dim=args.hidden_mlp, **backbone_options(vars(args)))
+    model = build(args)
     loaded = load_pretrained(model, args.pretrained, ("backbone.", "projection_head.", "prototypes."))
     runner.StageLog(STAGE, args.dump_path).info(f"loaded {loaded} tensors from {args.pretrained}")
     model.freeze_pretrained()
-    task = SwAVTask(STAGE, model, model.trainable_parameters(), attention_objective, options.swav_loss(args),
-                    options.multicrop_loader(args), **options.swav_task(args))
-    return fit(task, options.training_run(args))
+    return fit(swav_task(args, model), options.training_run(args))
 
 
 def main(argv: Optional[List[str]] = None) -> None:
