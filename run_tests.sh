@@ -4,24 +4,38 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash scripts/bootstrap.sh test
 
-# tests/test_distributed.py runs 2 ranks under mpirun; jittor builds its MPI ops with mpicc. Install Open MPI when
-# missing (as root, Debian/Ubuntu), else stop with what to install. USS_SKIP_MPI=1 skips the MPI test instead.
-if [ "${USS_SKIP_MPI:-0}" != 1 ] && ! { command -v mpirun && command -v mpicc; } >/dev/null 2>&1; then
+# need WHAT SKIP_VARIABLE COMMAND... -- PACKAGE...: install the Debian packages when a command is missing (as root,
+# Debian/Ubuntu), else stop with what to install; SKIP_VARIABLE=1 skips the test that needs them instead.
+need() {
+  local what=$1 skip=$2 commands=() packages=()
+  shift 2
+  while [ "$1" != -- ]; do commands+=("$1"); shift; done
+  shift
+  packages=("$@")
+  [ "${!skip:-0}" = 1 ] && return
+  local missing=0 command
+  for command in "${commands[@]}"; do command -v "$command" >/dev/null 2>&1 || missing=1; done
+  [ $missing = 0 ] && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[setup] installing Open MPI (openmpi-bin libopenmpi-dev) for the MPI test"
-    mpi_log=$(mktemp)
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev; } \
-        >"$mpi_log" 2>&1; then
-      tail -20 "$mpi_log" >&2
-      echo "error: installing Open MPI failed (log: $mpi_log)" >&2
+    echo "[setup] installing ${packages[*]} for $what"
+    local log
+    log=$(mktemp)
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
+        >"$log" 2>&1; then
+      tail -20 "$log" >&2
+      echo "error: installing ${packages[*]} failed (log: $log)" >&2
       exit 1
     fi
-    rm -f "$mpi_log"
+    rm -f "$log"
   else
-    echo "error: the MPI test needs Open MPI (mpirun and mpicc), which is missing; install it, e.g." >&2
-    echo "  sudo apt-get install openmpi-bin libopenmpi-dev     (Debian/Ubuntu)" >&2
-    echo "or run with USS_SKIP_MPI=1 to skip that test" >&2
+    echo "error: $what needs ${commands[*]}, which is missing; install it, e.g." >&2
+    echo "  sudo apt-get install ${packages[*]}     (Debian/Ubuntu)" >&2
+    echo "or run with $skip=1 to skip that test" >&2
     exit 1
   fi
-fi
+}
+# tests/test_distributed.py runs 2 ranks under mpirun; jittor builds its MPI ops with mpicc.
+need "the MPI test" USS_SKIP_MPI mpirun mpicc -- openmpi-bin libopenmpi-dev
+# tests/test_gallery.py loads the gallery in headless Chromium.
+need "the gallery's browser test" USS_SKIP_BROWSER chromium -- chromium
 exec .venv/bin/python -m pytest -q "$@"

@@ -42,7 +42,8 @@ else
   "$PY" sam_refine.py "$THRESHOLD" "${COMMON[@]}"
 fi
 stage "mask pseudo labels for the training split -> $dir/pseudo_labels_mask"
-launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask" "${ALLOW_FAILURES[@]}"
+launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask" "${ALLOW_FAILURES[@]}" \
+    "${CRF_LABELS[@]}"
 
 stage "chosen thresholds (with a sweep: the validation mIoU of the labels themselves)"
 for f in "$dir/cluster/threshold.json" "$dir/mask_sweep/threshold.json"; do

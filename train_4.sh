@@ -71,13 +71,14 @@ if [ "$PLAIN" = 1 ]; then
   if [ "$PRESET" = small ]; then region_options paper; fi
   stage "test.py on every image of $DATA -> $out/all"
   launch test.py --split all --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
-      --match none --allow-failures
+      "${CRF_PREDICTIONS[@]}" --match none --allow-failures
   stage "gallery -> $RUNS/gallery$TAG/index.html"
   "$PY" -m uss.gallery --data "$DATA" --split all --pred "$out/all" --out "$RUNS/gallery$TAG"
   exit 0
 fi
 stage "test.py on validation (Hungarian match) -> $out/validation"
-launch test.py --split validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}"
+launch test.py --split validation --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
+    "${CRF_PREDICTIONS[@]}"
 stage "test.py on $TEST_SPLIT (validation match, submission) -> $out/$TEST_SPLIT, $RUNS/result$TAG.zip"
 launch test.py --split "$TEST_SPLIT" --data "$DATA" --checkpoint "$ckpt" --out "$out" "${REGIONS[@]}" "${TEST[@]}" \
-    --zip "$RUNS/result$TAG.zip"
+    "${CRF_PREDICTIONS[@]}" --zip "$RUNS/result$TAG.zip"

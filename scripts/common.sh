@@ -9,6 +9,9 @@
 #   SAM_CHECKPOINT, SAM_TYPE  the SAM weights and their type for PROPOSER=sam (default: ViT-B in weights/)
 #   THRESHOLD  sweep | label-free: how train_2.sh and train_3.sh choose the background thresholds (default: sweep on
 #           the validation ground truth when $DATA has it, else label-free, from the data alone)
+#   CRF     pseudo | predictions | both: dense-CRF refinement (src/uss/crf.py) of the training labels that the
+#           fine-tuning rows learn from (per-pixel labels of linear_head_row.sh, mask labels of train_3.sh), of
+#           test.py's predictions (train_4.sh), or both; off by default (docs/data_and_evaluation.md measures it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -56,6 +59,12 @@ if [ -z "${THRESHOLD:-}" ]; then
 fi
 case "$THRESHOLD" in sweep|label-free) ;;
   *) echo "error: THRESHOLD must be sweep or label-free, got '$THRESHOLD'" >&2; exit 2 ;; esac
+CRF_LABELS=()
+CRF_PREDICTIONS=()
+case "${CRF:-}" in
+  "") ;; pseudo) CRF_LABELS=(--crf) ;; predictions) CRF_PREDICTIONS=(--crf) ;;
+  both) CRF_LABELS=(--crf); CRF_PREDICTIONS=(--crf) ;;
+  *) echo "error: CRF must be pseudo, predictions or both, got '$CRF'" >&2; exit 2 ;; esac
 SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
 SAM_TYPE=${SAM_TYPE:-vit_b}
 mkdir -p "$RUNS"

@@ -41,7 +41,7 @@ labels=$dir/pseudo_labels_$LABEL_KIND
 if [ "$LABEL_KIND" = pixel ]; then
   stage "per-pixel pseudo labels (train) -> $labels"
   launch pseudo_labels.py generate --data "$DATA" --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
-      --cluster-dir "$dir/cluster" --out "$labels" "${LABELS[@]}"
+      --cluster-dir "$dir/cluster" --out "$labels" "${LABELS[@]}" "${CRF_LABELS[@]}"
 elif [ "$LABEL_KIND" = true ]; then
   labels=${TRUE_MASKS:-${DATA%/}-true-train-masks}
 fi

@@ -10,7 +10,7 @@ from uss.data import layout
 from uss.data.label_png import IGNORE, write_label_png
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
-from uss.gallery import build_gallery, image_iou
+from uss.gallery import build_gallery, check_in_browser, image_iou
 from uss.gallery import main as gallery_main
 
 
@@ -80,3 +80,22 @@ def test_gallery_strip_links_to_the_page_of_the_image(predicted, tmp_path, capsy
         assert page == ("index.html" if int(stem) // 2 == 0 else f"page-{int(stem) // 2 + 1:04d}.html")
         with open(os.path.join(out, page)) as handle:
             assert f"<figure id='i{stem}'>" in handle.read()
+
+
+def test_gallery_loads_in_headless_chromium_with_no_broken_image(predicted, tmp_path):
+    # run_tests.sh installs Debian's chromium when it is missing, so this runs in CI rather than skipping;
+    # USS_SKIP_BROWSER=1 skips it explicitly.
+    if os.environ.get("USS_SKIP_BROWSER") == "1":
+        pytest.skip("USS_SKIP_BROWSER=1")
+    split, pred = predicted
+    out = str(tmp_path / "gallery")
+    pages = build_gallery(split, pred, out, match={11: 1, 12: 2, 13: 3}, per_page=8, progress=False)
+    for page in pages:
+        state = check_in_browser(page)
+        assert state["broken"] == [] and state["images"] > 0 and state["text"] > 100, (page, state)
+    # The check can fail: a thumbnail cut short is an image the browser cannot decode.
+    thumb = os.path.join(out, "thumbs", sorted(os.listdir(os.path.join(out, "thumbs")))[0])
+    with open(thumb, "r+b") as handle:
+        handle.truncate(20)
+    broken = [check_in_browser(page)["broken"] for page in pages]
+    assert [b for page_broken in broken for b in page_broken if b.endswith(os.path.basename(thumb))]

@@ -187,9 +187,14 @@ def check_in_browser(page: str, browser: Optional[str] = None, timeout: int = 12
     folder = os.path.dirname(os.path.abspath(page))
     with tempfile.NamedTemporaryFile("w", suffix=".html", dir=folder, delete=False) as probe:
         probe.write(text.replace("</body>", _PROBE + "</body>"))
+    # A fresh profile, and none of Chromium's own network traffic: on a machine without internet it would be
+    # refused (or time out) at every start.
+    quiet = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
     try:
-        done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                               "--dump-dom", "file://" + probe.name], capture_output=True, text=True, timeout=timeout)
+        with tempfile.TemporaryDirectory() as profile:
+            done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", *quiet,
+                                   f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
+                                   "file://" + probe.name], capture_output=True, text=True, timeout=timeout)
     finally:
         os.unlink(probe.name)
     found = re.search(r"<pre id=\"uss-probe\">(.*?)</pre>", done.stdout, flags=re.S)

@@ -8,8 +8,9 @@ import pytest
 
 from uss.data.split import ImageNetSSplit
 from uss.data.toy import generate as make_toy
+from uss.errors import InputError
 from uss.labeling import label_free
-from uss.labeling.threshold import ABOVE, BELOW, describe_choice
+from uss.labeling.threshold import ABOVE, BELOW, PER_IMAGE, RAW, describe_choice, load_threshold, scale_attention
 
 
 def test_otsu_splits_two_populations_in_their_gap():
@@ -53,6 +54,22 @@ def test_border_prior_finds_which_side_is_background(centre_high, expected):
         assert (background == ~inside).mean() > 0.99  # the known split, recovered
 
 
+def test_standardising_each_image_removes_its_attention_level():
+    # Images whose attention level differs by more than their object/background contrast: no one threshold on the
+    # raw values splits them all, one threshold on the per-image standardised values does.
+    rng = np.random.default_rng(3)
+    maps = []
+    for offset in np.linspace(-0.06, 0.06, 8):
+        attention, inside = blob_attention(48, True, rng)
+        maps.append((attention + offset, inside))
+    for scale, best_error in ((RAW, 0.1), (PER_IMAGE, 0.01)):
+        values = [scale_attention(m, scale) for m, _ in maps]
+        threshold = label_free.otsu_threshold(np.concatenate([v.ravel() for v in values]))
+        error = np.mean([((v > threshold) != inside).mean() for v, (_, inside) in zip(values, maps)])
+        assert (error > best_error) if scale == RAW else (error < best_error)
+    assert np.allclose(scale_attention(np.full((4, 4), 0.5, np.float32), PER_IMAGE), 0)
+
+
 def test_choose_writes_a_threshold_file_that_describes_itself(tmp_path):
     data = str(tmp_path / "toy")
     make_toy(data, classes=2, size=48, train_per_class=3, val_per_class=1, test_per_class=1, progress=False)
@@ -65,8 +82,16 @@ def test_choose_writes_a_threshold_file_that_describes_itself(tmp_path):
     assert written == chosen
     assert written["background"] == ABOVE and written["side_from"] == "border prior"
     assert 0.49 < written["threshold"] < 0.55 and written["mIoU"] is None and written["images"] == len(split)
+    assert written["attention"] == PER_IMAGE
     assert os.path.getsize(tmp_path / "out" / "threshold_histogram.png") > 1000
     assert "label-free" in describe_choice(str(tmp_path / "out" / "threshold.json"))
+    # A standardised threshold may be negative; a raw one must lie in [0, 1].
+    path = tmp_path / "out" / "threshold.json"
+    path.write_text(json.dumps({**written, "threshold": -0.4}))
+    assert load_threshold(str(path)) == -0.4
+    path.write_text(json.dumps({**written, "threshold": -0.4, "attention": RAW}))
+    with pytest.raises(InputError, match="in \\[0, 1\\]"):
+        load_threshold(str(path))
     # A given side is kept (the mask labels reuse the per-pixel one); the border prior is not consulted then.
     masks = [np.eye(4, dtype=bool), ~np.eye(4, dtype=bool)]
     kept = label_free.choose(lambda image: label_free.mask_values(masks, np.array([0.2, 0.7])), split,

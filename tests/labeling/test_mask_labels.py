@@ -105,6 +105,37 @@ def test_given_centroids_and_threshold_are_used(setup, tmp_path):
     assert np.array_equal(expected[expected < 4], relabel[got[expected < 4]])
 
 
+def test_label_free_mask_threshold_reads_the_attention_as_the_pixel_one_does(setup, tmp_path):
+    from uss.labeling.labelers import MaskLabeler, PixelLabeler, load_centroids
+    from uss.labeling.threshold import PER_IMAGE
+    from uss.checkpoints.trained import load_pixel_attention_model
+    from uss.stages.mask_labels import main
+
+    cluster = tmp_path / "cluster"
+    os.makedirs(cluster)
+    centroids = os.path.join(setup["cluster"], "centroids.npy")
+    (cluster / "threshold.json").write_text(json.dumps({"threshold": 0.1, "attention": PER_IMAGE,
+                                                        "background": "below"}))
+    sweep_dir = tmp_path / "masks"
+    args = ["--data", setup["data"], "--pretrained", setup["ckpt"], "--cluster-dir", str(cluster),
+            "--centroids", centroids, "--short-side", "64", "--proposer", "superpixel", "--superpixel-scale", "50",
+            "--sweep-dir", str(sweep_dir)]
+    main(["label-free", *args])
+    chosen = json.load(open(sweep_dir / "threshold.json"))
+    assert chosen["attention"] == PER_IMAGE and chosen["background"] == "below"
+    main(["generate", *args, "--out", str(tmp_path / "labels")])
+    split = ImageNetSSplit(setup["data"], "train")
+    labeler = MaskLabeler(PixelLabeler(load_pixel_attention_model(setup["ckpt"]), load_centroids(centroids), 64,
+                                       PER_IMAGE), build_proposer("superpixel", options={"scale": 50.0}), 0.1)
+    expected = labeler(split.load(0).image, chosen["threshold"])
+    assert np.array_equal(read_label_png(str(tmp_path / "labels" / split.names[0].replace(".JPEG", ".png"))),
+                          expected)
+    # A swept (raw) mask threshold next to a label-free per-pixel one is refused, naming both files.
+    (sweep_dir / "threshold.json").write_text(json.dumps({"threshold": 0.5}))
+    with pytest.raises(InputError, match="both swept or both label-free"):
+        main(["generate", *args, "--out", str(tmp_path / "mixed")])
+
+
 def test_missing_sam_checkpoint_is_a_clear_error(setup, tmp_path):
     from uss.stages.mask_labels import main
 

@@ -125,7 +125,7 @@ def test_sweep_writes_curve_and_choice(setup, tmp_path):
 
 
 def test_label_free_choice_reads_no_labels_and_reaches_generation(setup, tmp_path):
-    from uss.labeling.threshold import apply_threshold
+    from uss.labeling.threshold import PER_IMAGE, apply_threshold, scale_attention
     from uss.stages.pixel_labels import main
 
     data = tmp_path / "unlabelled"
@@ -135,13 +135,16 @@ def test_label_free_choice_reads_no_labels_and_reaches_generation(setup, tmp_pat
     main(["label-free", "--data", str(data), "--pretrained", setup["ckpt"], "--cluster-dir", setup["cluster"],
           "--short-side", "64", "--out", str(tmp_path / "chosen")])
     chosen = json.load(open(tmp_path / "chosen" / "threshold.json"))
-    assert chosen["split"] == "train" and chosen["side_from"] == "border prior"
+    assert chosen["split"] == "train" and chosen["side_from"] == "border prior" and chosen["attention"] == PER_IMAGE
     main(["generate", "--data", str(data), "--pretrained", setup["ckpt"], "--cluster-dir", str(tmp_path / "chosen"),
           "--centroids", centroids, "--short-side", "64", "--out", str(tmp_path / "labels")])
     split = ImageNetSSplit(str(data), "train")
     classes, attention = labeler_for(setup)(split.load(1).image)
     written = read_label_png(str(tmp_path / "labels" / split.names[1].replace(".JPEG", ".png")))
-    assert np.array_equal(written, apply_threshold(classes, attention, chosen["threshold"], chosen["background"]))
+    # Generation reads the threshold on the attention standardised within each image, as the choice did.
+    standardised = scale_attention(attention, PER_IMAGE)
+    assert abs(standardised.mean()) < 1e-5 and abs(standardised.std() - 1) < 1e-4
+    assert np.array_equal(written, apply_threshold(classes, standardised, chosen["threshold"], chosen["background"]))
 
 
 def test_crf_option_refines_what_generation_writes(setup, tmp_path):

@@ -1,5 +1,6 @@
 """scripts/common.sh's launcher: a one-process stage that dies of a native crash is started once more (stages
-resume), any other failure stops the script with its own status, and the second crash stops it too."""
+resume), any other failure stops the script with its own status, and the second crash stops it too; its CRF switch
+gives the label generators and test.py --crf as asked, and refuses anything else."""
 import os
 import subprocess
 import sys
@@ -43,3 +44,20 @@ def test_a_second_crash_and_other_failures_stop_the_script(tmp_path):
     failed = launch(tmp_path, crashes=-1)
     assert failed.returncode == 3 and "native crash" not in failed.stderr
     assert (tmp_path / "runs.txt").read_text() == "1"  # not retried
+
+
+def test_crf_switch_reaches_labels_predictions_or_both(tmp_path):
+    data = tmp_path / "toy"
+    (data / "train").mkdir(parents=True)
+    (data / "toy.json").write_text("{}")
+    command = 'source scripts/common.sh; echo "labels=${CRF_LABELS[*]} predictions=${CRF_PREDICTIONS[*]}"'
+    seen = {}
+    for value in ("", "pseudo", "predictions", "both", "yes"):
+        env = {**os.environ, "DATA": str(data), "RUNS": str(tmp_path / "runs"), "PY": sys.executable, "CRF": value}
+        seen[value] = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True,
+                                     timeout=60)
+    assert seen[""].stdout.strip() == "labels= predictions="
+    assert seen["pseudo"].stdout.strip() == "labels=--crf predictions="
+    assert seen["predictions"].stdout.strip() == "labels= predictions=--crf"
+    assert seen["both"].stdout.strip() == "labels=--crf predictions=--crf"
+    assert seen["yes"].returncode == 2 and "CRF must be pseudo, predictions or both, got 'yes'" in seen["yes"].stderr

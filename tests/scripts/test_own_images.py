@@ -84,7 +84,8 @@ def test_own_images_through_all_four_stages(photos):
     chosen = json.load(open(runs / "r18" / "cluster" / "threshold.json"))
     assert chosen["method"].startswith("label-free") and chosen["split"] == "train"  # no labels to sweep on
     assert np.load(runs / "r18" / "cluster" / "centroids.npy").shape[0] == 3  # CLASSES
-    run_stage("train_3.sh", photos, runs)
+    log = run_stage("train_3.sh", photos, runs, CRF="pseudo")
+    assert "mask pseudo labels (train) + dense CRF" in log  # CRF=pseudo reaches the label generator
     labels = layout.relative_files(str(runs / "r18" / "pseudo_labels_mask"))
     assert len(labels) == photos["count"]
     log = run_stage("train_4.sh", photos, runs, FINETUNE_EXTRA=tiny)

@@ -279,7 +279,7 @@ def test_sweep_finds_an_inverted_attention_and_generation_follows(tmp_path):
 
     chosen = sweep(prepare, split, [0.47, 0.49, 0.51], 2, str(tmp_path))
     assert chosen["background"] == "above" and chosen["threshold"] == 0.49 and chosen["mIoU"] > 0.95
-    threshold, side, _ = resolve_threshold(None, str(tmp_path / "threshold.json"))
+    threshold, side, _, _ = resolve_threshold(None, str(tmp_path / "threshold.json"))
     assert (threshold, side) == (0.49, "above")
     label = apply_threshold(truths[0].clip(1, None), maps[0], threshold, side)
     assert np.array_equal(label, truths[0])

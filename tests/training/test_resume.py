@@ -52,8 +52,8 @@ def _args(data: str, dump: str, epochs: int) -> list:
 
 
 def _run(command: list, expect_ok: bool = True) -> str:
-    # coreutils `timeout` enforces the limit, so the child itself always exits normally: jittor (imported here)
-    # quick-exits this process when a child dies of a signal other than SIGTERM.
+    # coreutils `timeout` enforces the limit (a child killed by a signal is reported by its status: tests/conftest.py
+    # undoes jittor's SIGCHLD handler, which would quick-exit pytest).
     shown = " ".join(command[:3]) + " ..."
     limiter = shutil.which("timeout")
     if limiter:

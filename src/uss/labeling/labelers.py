@@ -3,7 +3,8 @@
 
 Per pixel: for an image resized to the short side, cosine similarity of every (x4-upsampled, L2-normalised)
 pixel feature to every centroid, argmax + 1, nearest-upsampled to the image size; pixels whose channel-mean
-attention (bilinearly upsampled) is on the background side of the threshold become 0.
+attention (bilinearly upsampled, then read in the threshold's scale: raw, or standardised per image) is on the
+background side of the threshold become 0.
 
 Per mask: the region proposer's masks (SAM's automatic generator, or superpixels) are sorted by area, largest
 first, and painted in that order so smaller masks overwrite larger ones. Each mask gets the centroid (cosine,
@@ -17,7 +18,7 @@ import numpy as np
 
 from uss.data.augment import network_input
 from uss.errors import InputError
-from uss.labeling.threshold import BELOW, apply_threshold, is_background
+from uss.labeling.threshold import BELOW, RAW, apply_threshold, is_background, scale_attention
 from uss.regions import RegionProposer, sort_by_area
 
 
@@ -33,12 +34,13 @@ def load_centroids(path: str) -> np.ndarray:
 
 
 class PixelLabeler:
-    """Class map (1..K) and channel-mean attention at the image's size, for any threshold."""
+    """Class map (1..K) and channel-mean attention at the image's size (in `attention_scale`), for any threshold."""
 
-    def __init__(self, model, centroids: np.ndarray, short_side: int = 256):
+    def __init__(self, model, centroids: np.ndarray, short_side: int = 256, attention_scale: str = RAW):
         import jittor as jt
 
         self.model = model
+        self.attention_scale = attention_scale
         norms = np.linalg.norm(centroids, axis=1, keepdims=True)
         self.centroids = jt.array(centroids / np.maximum(norms, 1e-12))
         self.short_side = short_side
@@ -66,8 +68,8 @@ class PixelLabeler:
         return jt.argmax(jt.matmul(vectors, self.centroids.transpose(1, 0)), dim=1)[0] + 1
 
     def maps(self, image: np.ndarray, masks: Sequence[np.ndarray] = ()) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(class ids HxW int32 in 1..K, attention HxW float32, class 1..K of the mean feature of each mask) for an
-        RGB uint8 image and boolean HxW masks."""
+        """(class ids HxW int32 in 1..K, attention HxW float32 in `attention_scale`, class 1..K of the mean feature
+        of each mask) for an RGB uint8 image and boolean HxW masks."""
         import jittor as jt
 
         height, width = image.shape[:2]
@@ -88,7 +90,7 @@ class PixelLabeler:
                 mask_classes = np.zeros(0, np.int32)
         classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
         attention = cv2.resize(attention, (width, height), interpolation=cv2.INTER_LINEAR)
-        return classes, attention, mask_classes
+        return classes, scale_attention(attention, self.attention_scale), mask_classes
 
     def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(class ids HxW int32 in 1..K, attention HxW float32) for an RGB uint8 image."""

@@ -4,11 +4,16 @@ reading it back, applying it.
 `sweep` evaluates thresholded labels with the project's evaluator (Hungarian match per threshold and side) and
 writes threshold_curve.json, threshold_curve.png and threshold.json (the chosen threshold and background side),
 which later stages read with `resolve_threshold`. The value is stored and read as a float, never truncated.
+
+A threshold applies to the attention read one of two ways, stored with it as "attention": as the model gives it
+(`RAW`, PASS's and the sweep's) or standardised within each image (`PER_IMAGE`: minus the image's mean, over its
+standard deviation), which the label-free threshold uses (`uss.labeling.label_free`).
 """
 import json
+import math
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -28,38 +33,81 @@ THRESHOLD_FILE = "threshold.json"
 BELOW, ABOVE = "below", "above"
 SIDES = (BELOW, ABOVE)
 AUTO = "auto"  # --thresholds auto[:N]: quantiles of the attention instead of a fixed grid
+RAW, PER_IMAGE = "raw", "standardised per image"  # how the attention is read before it meets the threshold
+SCALES = (RAW, PER_IMAGE)
 
 
-def load_threshold(path: str) -> float:
-    """The chosen background threshold stored by a sweep (a float in [0, 1], never truncated)."""
+def scale_attention(attention: np.ndarray, scale: str = RAW) -> np.ndarray:
+    """The attention as a threshold of this scale reads it: unchanged (`RAW`), or minus the map's mean over its
+    standard deviation (`PER_IMAGE`; a constant map becomes all zeros)."""
+    if scale == RAW:
+        return attention
+    if scale != PER_IMAGE:
+        raise ValueError(f"attention scale must be one of {SCALES}, got {scale!r}")
+    # In float64: a barely trained attention spreads over a few thousandths around 0.5, below float32's resolution
+    # of its mean's last digits.
+    attention = np.asarray(attention, np.float64)
+    return ((attention - attention.mean()) / max(float(attention.std()), 1e-12)).astype(np.float32)
+
+
+def _read_threshold_file(path: str) -> dict:
     try:
         with open(path) as handle:
-            value = json.load(handle)["threshold"]
+            chosen = json.load(handle)
+        chosen["threshold"]
     except FileNotFoundError:
         raise InputError(f"{path}: threshold file not found; run the sweep first (train_2.sh) or pass --threshold")
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(f"{path}: not a threshold file ({error})") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise InputError(f"{path}: threshold must be a number in [0, 1], got {value!r}")
+    return chosen
+
+
+def load_attention_scale(path: str) -> str:
+    """How the threshold in this file reads the attention (`RAW` for files written before scales existed)."""
+    scale = _read_threshold_file(path).get("attention", RAW)
+    if scale not in SCALES:
+        raise InputError(f"{path}: 'attention' must be one of {SCALES}, got {scale!r}")
+    return scale
+
+
+def load_threshold(path: str) -> float:
+    """The chosen background threshold stored by a sweep (a float, never truncated: in [0, 1] for the raw attention,
+    any finite number for the per-image standardised one)."""
+    value = _read_threshold_file(path)["threshold"]
+    raw = load_attention_scale(path) == RAW
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (raw and not 0.0 <= float(value) <= 1.0):
+        raise InputError(f"{path}: threshold must be a number{' in [0, 1]' if raw else ''}, got {value!r}")
     return float(value)
 
 
 def load_background_side(path: str) -> str:
     """The side of the threshold a sweep found to be background ('below' for files written before it was swept)."""
-    with open(path) as handle:
-        side = json.load(handle).get("background", BELOW)
+    side = _read_threshold_file(path).get("background", BELOW)
     if side not in SIDES:
         raise InputError(f"{path}: 'background' must be one of {SIDES}, got {side!r}")
     return side
 
 
+class Threshold(NamedTuple):
+    """A background threshold as a stage applies it, and where it came from."""
+    value: float
+    side: str
+    scale: str
+    source: str
+
+    def describe(self) -> str:
+        scale = "" if self.scale == RAW else f" of the attention {self.scale}"
+        return f"threshold {self.value:.3f}{scale}, background {self.side} (from {self.source})"
+
+
 def resolve_threshold(explicit: Optional[float], threshold_file: str,
-                      explicit_side: Optional[str] = None) -> Tuple[float, str, str]:
-    """(threshold, background side, where they came from): explicit values win over the sweep's file."""
+                      explicit_side: Optional[str] = None) -> Threshold:
+    """The threshold to apply: an explicit --threshold (on the raw attention) wins over the file's."""
     if explicit is not None:
-        return float(explicit), explicit_side or BELOW, "--threshold"
-    threshold = load_threshold(threshold_file)
-    return threshold, explicit_side or load_background_side(threshold_file), threshold_file
+        return Threshold(float(explicit), explicit_side or BELOW, RAW, "--threshold")
+    return Threshold(load_threshold(threshold_file), explicit_side or load_background_side(threshold_file),
+                     load_attention_scale(threshold_file), threshold_file)
 
 
 def describe_choice(path: str) -> str:
@@ -68,7 +116,8 @@ def describe_choice(path: str) -> str:
         chosen = json.load(handle)
     how = (f"{chosen['split']} mIoU {100 * chosen['mIoU']:.2f}" if chosen.get("mIoU") is not None
            else f"{chosen.get('method', 'given')}, on {chosen.get('split', '?')}")
-    return (f"{chosen.get('labels', '?'):>22}: threshold {chosen['threshold']:.3f}, background "
+    scale = "" if chosen.get("attention", RAW) == RAW else f" ({chosen['attention']})"
+    return (f"{chosen.get('labels', '?'):>22}: threshold {chosen['threshold']:.3f}{scale}, background "
             f"{chosen.get('background', BELOW)} ({how})")
 
 
@@ -124,10 +173,11 @@ def resolve_thresholds(text: str, attention_of, split: ImageNetSSplit) -> List[f
 
 
 def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_classes: int,
-          out_dir: str, label_source: str = "per-pixel", sides: Sequence[str] = SIDES) -> Dict[str, object]:
+          out_dir: str, label_source: str = "per-pixel", sides: Sequence[str] = SIDES,
+          attention_scale: str = RAW) -> Dict[str, object]:
     """Evaluate thresholded labels on a split with ground truth, for every threshold and background side; write
     the curves and the chosen (threshold, side). `prepare(image)` does the expensive work once per image and
-    returns `label_at(threshold, side) -> HxW ids`."""
+    returns `label_at(threshold, side) -> HxW ids`; `attention_scale` is the scale its attention is read in."""
     if not split.has_segmentation:
         raise InputError(f"the sweep needs ground truth: {split.segmentation_dir} not found")
     settings = [(threshold, side) for side in sides for threshold in thresholds]
@@ -164,7 +214,8 @@ def sweep(prepare, split: ImageNetSSplit, thresholds: Sequence[float], num_class
                        best["threshold"])
     save_png(os.path.join(out_dir, "threshold_curve.png"), chart)
     chosen = {"threshold": float(best["threshold"]), "background": best["background"], "mIoU": best["mIoU"],
-              "method": "ground-truth sweep", "split": split.split, "labels": label_source, "images": len(split)}
+              "attention": attention_scale, "method": "ground-truth sweep", "split": split.split,
+              "labels": label_source, "images": len(split)}
     atomic_write_json(os.path.join(out_dir, THRESHOLD_FILE), chosen)
     return chosen
 

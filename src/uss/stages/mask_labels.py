@@ -9,7 +9,8 @@ the per-pixel label (per-pixel threshold from train_2's sweep).
 Modes, as for per-pixel labels:
   sweep    on validation: mIoU vs mask threshold -> <sweep-dir>/threshold_curve.{json,png}, threshold.json
   label-free  no ground truth: the mask threshold from the data alone (uss.labeling.label_free: Otsu on the masks'
-           area-weighted mean attention over train images; the per-pixel labels' background side) -> threshold.json
+           area-weighted mean attention over train images, in the per-pixel threshold's attention scale; the per-pixel
+           labels' background side) -> threshold.json
   generate one label PNG per image (train) with uss.writer (atomic, resumable, shardable: MPI ranks or
            --shard i/n); the mask threshold is --threshold, else <sweep-dir>/threshold.json.
 
@@ -22,6 +23,7 @@ from typing import List, Optional
 from uss import options, writer
 from uss.crf import with_crf
 from uss.data.split import ImageNetSSplit
+from uss.errors import InputError
 from uss.labeling import label_free
 from uss.labeling.labelers import MaskLabeler, PixelLabeler, load_centroids
 from uss.labeling.threshold import SIDES, THRESHOLD_FILE, resolve_threshold, resolve_thresholds, sweep
@@ -60,21 +62,21 @@ def run(args: argparse.Namespace) -> int:
     log = runner.StageLog(f"sam_refine {args.command}", args.sweep_dir)
     split = ImageNetSSplit(args.data, args.split or ("validation" if args.command == "sweep" else "train"))
     centroids = load_centroids(args.centroids or os.path.join(args.cluster_dir, "centroids.npy"))
-    pixel_threshold, pixel_side, pixel_source = resolve_threshold(
-        args.pixel_threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE), args.pixel_background)
+    pixel = resolve_threshold(args.pixel_threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE),
+                              args.pixel_background)
     proposer = options.region_proposer(args)
     log.info(f"regions: {proposer.describe()}")
     if args.proposer == "superpixel":
         log.info("note: superpixel regions stand in for SAM masks (no SAM weights); pass --proposer sam "
                  "--sam-checkpoint weights/sam_vit_b_01ec64.pth for the real thing")
-    labeler = MaskLabeler(PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side),
-                          proposer, pixel_threshold, pixel_side)
-    log.info(f"per-pixel threshold {pixel_threshold:.3f}, background {pixel_side} (from {pixel_source}) for "
-             f"uncovered pixels")
+    # One attention scale for both thresholds: the masks' mean attentions are read in the per-pixel threshold's.
+    labeler = MaskLabeler(PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side,
+                                       pixel.scale), proposer, pixel.value, pixel.side)
+    log.info(f"per-pixel {pixel.describe()} for uncovered pixels")
     if args.command == "sweep":
         thresholds = resolve_thresholds(args.thresholds, lambda image: labeler.labeler(image)[1], split)
         chosen = sweep(labeler.prepare, split, thresholds, len(centroids), args.sweep_dir,
-                       label_source=f"mask ({args.proposer})")
+                       label_source=f"mask ({args.proposer})", attention_scale=pixel.scale)
         log.info(f"chosen mask threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation "
                  f"mIoU {100 * chosen['mIoU']:.2f}) -> {os.path.join(args.sweep_dir, THRESHOLD_FILE)}")
         return 0
@@ -84,17 +86,19 @@ def run(args: argparse.Namespace) -> int:
             return label_free.mask_values(masks, mask_attention)
 
         chosen = label_free.choose(values_of, split, args.sweep_dir, f"mask ({args.proposer})",
-                                   side=args.background or pixel_side)
+                                   side=args.background or pixel.side, attention_scale=pixel.scale)
         log.info(f"chosen mask threshold {chosen['threshold']:.3f}, background {chosen['background']} (no labels "
                  f"read) -> {os.path.join(args.sweep_dir, THRESHOLD_FILE)}")
         return 0
     part = writer.this_part(args.shard)
-    threshold, side, source = resolve_threshold(args.threshold, os.path.join(args.sweep_dir, THRESHOLD_FILE),
-                                                args.background)
-    log.info(f"labelling {len(split)} images of {split.image_dir} with mask threshold {threshold:.3f}, background "
-             f"{side} (from {source})")
+    mask = resolve_threshold(args.threshold, os.path.join(args.sweep_dir, THRESHOLD_FILE), args.background)
+    if args.threshold is None and mask.scale != pixel.scale:
+        raise InputError(f"{mask.source} reads the attention {mask.scale}, the per-pixel {pixel.source} "
+                         f"{pixel.scale}: choose both thresholds the same way (both swept or both label-free)")
+    log.info(f"labelling {len(split)} images of {split.image_dir} with mask {mask.describe()}")
+
     def label_fn(image, name):
-        return labeler(image, threshold, side)
+        return labeler(image, mask.value, mask.side)
 
     if args.crf:
         label_fn = with_crf(label_fn, len(centroids) + 1)

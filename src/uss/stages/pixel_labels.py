@@ -9,7 +9,8 @@ Three modes:
            with the project's evaluator (Hungarian match per threshold), write threshold_curve.json,
            threshold_curve.png and threshold.json (the chosen threshold), which later stages read.
   label-free  no ground truth: the threshold and its side from the data alone (uss.labeling.label_free: Otsu on
-           the attention of train images, background side by the border prior) -> threshold.json
+           the per-image standardised attention of train images, background side by the border prior)
+           -> threshold.json
   generate one label PNG per image of a split (train) with uss.writer (atomic, resumable, shardable across
            MPI ranks or with --shard i/n; failures listed in <out>_failures.txt, exit status 1). The threshold
            is --threshold if given, else threshold.json.
@@ -28,8 +29,8 @@ from uss.data.split import ImageNetSSplit
 from uss.errors import InputError
 from uss.labeling import label_free
 from uss.labeling.labelers import PixelLabeler, load_centroids
-from uss.labeling.threshold import (SIDES, THRESHOLD_FILE, apply_threshold, oracle_foreground_labels,
-                                    resolve_threshold, resolve_thresholds, sweep)
+from uss.labeling.threshold import (PER_IMAGE, RAW, SIDES, THRESHOLD_FILE, apply_threshold,
+                                    oracle_foreground_labels, resolve_threshold, resolve_thresholds, sweep)
 from uss.checkpoints.trained import load_pixel_attention_model
 from uss.training import runner
 
@@ -61,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     runner.setup_device()
     split = ImageNetSSplit(args.data, args.split or ("validation" if args.command == "sweep" else "train"))
     centroids = load_centroids(args.centroids or os.path.join(args.cluster_dir, "centroids.npy"))
-    labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side)
+    threshold = None
+    if args.command == "generate" and args.foreground != "oracle":
+        threshold = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE), args.background)
+    scale = threshold.scale if threshold else PER_IMAGE if args.command == "label-free" else RAW
+    labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side, scale)
     log = runner.StageLog(f"pseudo labels {args.command}", args.cluster_dir)
     if args.command == "sweep":
         thresholds = resolve_thresholds(args.thresholds, lambda image: labeler(image)[1], split)
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "label-free":
         chosen = label_free.choose(lambda image: label_free.pixel_values(labeler(image)[1]), split,
-                                   args.out or args.cluster_dir, side=args.background)
+                                   args.out or args.cluster_dir, side=args.background, attention_scale=scale)
         log.info(f"chosen threshold {chosen['threshold']:.3f}, background {chosen['background']} "
                  f"({chosen['side_from']}; no labels read) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
@@ -90,13 +95,10 @@ def run(args: argparse.Namespace) -> int:
 
         desc = f"pseudo labels ({split.split}, true foreground)"
     else:
-        threshold, side, source = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE),
-                                                    args.background)
-        log.info(f"labelling {len(split)} images of {split.image_dir} with threshold {threshold:.3f}, background "
-                 f"{side} (from {source})")
+        log.info(f"labelling {len(split)} images of {split.image_dir} with {threshold.describe()}")
 
         def label_fn(image, name):
-            return apply_threshold(*labeler(image), threshold, side)
+            return apply_threshold(*labeler(image), threshold.value, threshold.side)
 
         desc = f"pseudo labels ({split.split})"
     if args.crf:
