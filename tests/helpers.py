@@ -2,8 +2,11 @@
 shell scripts' preset values."""
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import warnings
 from typing import Sequence
 
 # Runs in a separate interpreter without jittor: jittor's SIGCHLD handler ends any process whose child
@@ -50,6 +53,41 @@ def preset_arrays(script: str, preset: str, *names: str) -> dict:
         out[name] = words[i + 2:i + 2 + count]
         i += 2 + count
     return out
+
+
+# How a native crash of a jittor process shows from outside: killed by a signal (or a wrapper reporting 128 + n), or
+# one of jittor's own reports, which end the process with status 1: its segfault handler's, the quick exit after a
+# loader worker was killed by a signal (in jittor's log file), an internal check tripped by corrupted state.
+NATIVE_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE)
+JITTOR_CRASH_REPORTS = ("Caught segfault", "Caught SIGCHLD", "Something wrong... Could you please report this issue")
+
+
+def native_crash(returncode: int, output: str) -> bool:
+    """Whether a process with this exit status and output (stdout, stderr and jittor's log) died of a native crash."""
+    signals = {-s for s in NATIVE_SIGNALS} | {128 + s for s in NATIVE_SIGNALS}
+    return returncode in signals or (returncode != 0 and any(r in output for r in JITTOR_CRASH_REPORTS))
+
+
+def run_resumable(command: Sequence[str], timeout: int, **kwargs) -> subprocess.CompletedProcess:
+    """Run a stage process that resumes where it stopped; once more, with a warning, if it died of a native crash.
+
+    The pipeline's launcher (scripts/common.sh) does the same: such crashes were seen rarely and in bursts, in the
+    first steps of a pass (docs/pipeline.md, Jittor notes), with causes not traced. Returns the last attempt, its
+    output including jittor's log."""
+    base_env = kwargs.pop("env", os.environ)
+    for attempt in (1, 2):
+        with tempfile.TemporaryDirectory() as folder:
+            log = os.path.join(folder, "jittor.log")
+            env = {**base_env, "log_file": log}
+            result = subprocess.run(list(command), env=env, capture_output=True, text=True, timeout=timeout,
+                                    **kwargs)
+            jittor_log = open(log, errors="replace").read() if os.path.exists(log) else ""
+        output = result.stdout + result.stderr + jittor_log
+        if attempt == 2 or not native_crash(result.returncode, output):
+            break
+        warnings.warn(f"{' '.join(command[:3])} ... died of a native crash (exit status {result.returncode}); "
+                      f"running it once more (it resumes):\n{output[-3000:]}")
+    return subprocess.CompletedProcess(result.args, result.returncode, output, "")
 
 
 def kill_after_files(command: Sequence[str], out: str, needed: int) -> int:

@@ -4,20 +4,19 @@ parameters, optimiser momentum, queue and losses as an uninterrupted run; a fini
 
 Every invocation is its own process (`python main_pretrain.py ...`), as a real restart is. The interruption is
 an exception raised at the second optimizer step of epoch 2 (LARC, as the demo trains) (after the epoch-1
-checkpoint, before the next):
+checkpoint, before the next; a native crash before it is run once more, resuming, and still stops there):
 stopping a `--epochs 2` run, rather than running `--epochs 1` first, keeps the cosine learning-rate schedule of
 the uninterrupted run.
 """
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_resumable
 from uss.checkpoints.native import load_checkpoint
 
 pytestmark = pytest.mark.slow  # pretrains in subprocesses
@@ -25,22 +24,26 @@ pytestmark = pytest.mark.slow  # pretrains in subprocesses
 TIMEOUT = 300
 ITERS_PER_EPOCH = 4  # 32 training images, batch 8
 
-# Raise at the n-th optimizer step, then run the stage's main() with the remaining arguments.
+# Raise at the given optimizer step of the run (counted from its first epoch, as if it had started from scratch),
+# then run the stage's main() with the remaining arguments.
 CRASH = """
-import sys
+import os, sys
 import uss
 import jittor as jt
+from uss.checkpoints.native import load_checkpoint
 from uss.stages import pretrain
-crash_at, calls, pre_step = int(sys.argv[1]), [0], jt.optim.Optimizer.pre_step
+crash_at, iterations, dump = int(sys.argv[1]), int(sys.argv[2]), sys.argv[sys.argv.index("--dump-path") + 1]
+checkpoint = os.path.join(dump, "checkpoint.safetensors")
+done = load_checkpoint(checkpoint)["epoch"] * iterations if os.path.exists(checkpoint) else 0
+calls, pre_step = [done], jt.optim.Optimizer.pre_step
 def crashing_pre_step(self, *args, **kwargs):
     calls[0] += 1
     if calls[0] == crash_at:
         raise RuntimeError("simulated crash at optimizer step %d" % crash_at)
     return pre_step(self, *args, **kwargs)
 jt.optim.Optimizer.pre_step = crashing_pre_step
-pretrain.main(sys.argv[2:])
+pretrain.main(sys.argv[3:])
 """
-
 
 def _args(data: str, dump: str, epochs: int) -> list:
     return ["--data", data, "--dump-path", dump, "--epochs", str(epochs), "--seed", "3",
@@ -52,14 +55,14 @@ def _args(data: str, dump: str, epochs: int) -> list:
 
 
 def _run(command: list, expect_ok: bool = True) -> str:
-    # coreutils `timeout` enforces the limit (a child killed by a signal is reported by its status: tests/conftest.py
-    # undoes jittor's SIGCHLD handler, which would quick-exit pytest).
+    # coreutils `timeout` enforces the limit; a native crash is run once more (the stage resumes), as the scripts'
+    # launcher does.
     shown = " ".join(command[:3]) + " ..."
     limiter = shutil.which("timeout")
     if limiter:
         command = [limiter, "--kill-after=20", str(TIMEOUT)] + command
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT + 60)
-    output = result.stdout + result.stderr
+    result = run_resumable(command, timeout=TIMEOUT + 60, cwd=ROOT)
+    output = result.stdout
     if limiter and result.returncode in (124, 137):
         pytest.fail(f"{shown} timed out after {TIMEOUT}s\n{output[-6000:]}", pytrace=False)
     if (result.returncode == 0) != expect_ok:
@@ -90,7 +93,8 @@ def runs(tmp_path_factory):
     generate(data, classes=4, size=64, train_per_class=8, val_per_class=1, test_per_class=1, progress=False)
     straight, resumed = str(root / "straight"), str(root / "resumed")
     _pretrain(data, straight, 2)
-    crash = _run([sys.executable, "-c", CRASH, str(ITERS_PER_EPOCH + 2)] + _args(data, resumed, 2), expect_ok=False)
+    crash_at = [str(ITERS_PER_EPOCH + 2), str(ITERS_PER_EPOCH)]
+    crash = _run([sys.executable, "-c", CRASH, *crash_at] + _args(data, resumed, 2), expect_ok=False)
     assert "simulated crash" in crash
     assert load_checkpoint(os.path.join(resumed, "checkpoint.safetensors"))["epoch"] == 1
     restart = _pretrain(data, resumed, 2)
