@@ -11,7 +11,7 @@
 #           the validation ground truth when $DATA has it, else label-free, from the data alone)
 #   CRF     pseudo | predictions | both: dense-CRF refinement (src/uss/crf.py) of the training labels that the
 #           fine-tuning rows learn from (per-pixel labels of linear_head_row.sh, mask labels of train_3.sh), of
-#           test.py's predictions (train_4.sh), or both; off by default (docs/data_and_evaluation.md measures it)
+#           test.py's predictions (train_4.sh), or both; off by default (docs/pipeline.md measures it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -54,27 +54,32 @@ def _read_threshold_file(path: str) -> dict:
     try:
         with open(path) as handle:
             chosen = json.load(handle)
-        chosen["threshold"]
     except FileNotFoundError:
         raise InputError(f"{path}: threshold file not found; run the sweep first (train_2.sh) or pass --threshold")
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
         raise InputError(f"{path}: not a threshold file ({error})") from None
+    if not isinstance(chosen, dict) or "threshold" not in chosen:
+        raise InputError(f"{path}: not a threshold file (no 'threshold' entry)")
     return chosen
 
 
-def load_attention_scale(path: str) -> str:
-    """How the threshold in this file reads the attention (`RAW` for files written before scales existed)."""
-    scale = _read_threshold_file(path).get("attention", RAW)
+def _scale_of(chosen: dict, path: str) -> str:
+    scale = chosen.get("attention", RAW)
     if scale not in SCALES:
         raise InputError(f"{path}: 'attention' must be one of {SCALES}, got {scale!r}")
     return scale
 
 
+def load_attention_scale(path: str) -> str:
+    """How the threshold in this file reads the attention (`RAW` for files written before scales existed)."""
+    return _scale_of(_read_threshold_file(path), path)
+
+
 def load_threshold(path: str) -> float:
     """The chosen background threshold stored by a sweep (a float, never truncated: in [0, 1] for the raw attention,
     any finite number for the per-image standardised one)."""
-    value = _read_threshold_file(path)["threshold"]
-    raw = load_attention_scale(path) == RAW
+    chosen = _read_threshold_file(path)
+    value, raw = chosen["threshold"], _scale_of(chosen, path) == RAW
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or (raw and not 0.0 <= float(value) <= 1.0):
         raise InputError(f"{path}: threshold must be a number{' in [0, 1]' if raw else ''}, got {value!r}")

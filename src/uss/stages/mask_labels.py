@@ -92,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     part = writer.this_part(args.shard)
     mask = resolve_threshold(args.threshold, os.path.join(args.sweep_dir, THRESHOLD_FILE), args.background)
-    if args.threshold is None and mask.scale != pixel.scale:
-        raise InputError(f"{mask.source} reads the attention {mask.scale}, the per-pixel {pixel.source} "
-                         f"{pixel.scale}: choose both thresholds the same way (both swept or both label-free)")
+    if mask.scale != pixel.scale:  # an explicit --threshold reads the raw attention
+        raise InputError(f"the mask threshold ({mask.source}) reads the attention {mask.scale}, the per-pixel one "
+                         f"({pixel.source}) {pixel.scale}: choose both thresholds the same way (both swept or both "
+                         f"label-free)")
     log.info(f"labelling {len(split)} images of {split.image_dir} with mask {mask.describe()}")
 
     def label_fn(image, name):
