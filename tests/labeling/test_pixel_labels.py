@@ -124,6 +124,26 @@ def test_sweep_writes_curve_and_choice(setup, tmp_path):
     assert curve[2]["FMeasure"] == 0.0
 
 
+def test_sweep_on_the_standardised_attention_reaches_generation(setup, tmp_path):
+    from uss.labeling.threshold import PER_IMAGE, apply_threshold, scale_attention
+    from uss.stages.pixel_labels import main
+
+    centroids = os.path.join(setup["cluster"], "centroids.npy")
+    common = ["--data", setup["data"], "--pretrained", setup["ckpt"], "--cluster-dir", str(tmp_path),
+              "--centroids", centroids, "--short-side", "64"]
+    main(["sweep", *common, "--thresholds", "auto:11", "--attention-scale", "per-image"])
+    chosen = json.load(open(tmp_path / "threshold.json"))
+    curve = json.load(open(tmp_path / "threshold_curve.json"))["curve"]
+    assert chosen["attention"] == PER_IMAGE and chosen["method"] == "ground-truth sweep"
+    assert min(p["threshold"] for p in curve) < 0 < max(p["threshold"] for p in curve)  # standardised values
+    main(["generate", *common, "--out", str(tmp_path / "labels")])
+    split = ImageNetSSplit(setup["data"], "train")
+    classes, attention = labeler_for(setup)(split.load(0).image)
+    written = read_label_png(str(tmp_path / "labels" / split.names[0].replace(".JPEG", ".png")))
+    assert np.array_equal(written, apply_threshold(classes, scale_attention(attention, PER_IMAGE),
+                                                   chosen["threshold"], chosen["background"]))
+
+
 def test_label_free_choice_reads_no_labels_and_reaches_generation(setup, tmp_path):
     from uss.labeling.threshold import PER_IMAGE, apply_threshold, scale_attention
     from uss.stages.pixel_labels import main

@@ -34,12 +34,18 @@ from uss.labeling.threshold import (PER_IMAGE, RAW, SIDES, THRESHOLD_FILE, apply
 from uss.checkpoints.trained import load_pixel_attention_model
 from uss.training import runner
 
+SCALE_NAMES = {"raw": RAW, "per-image": PER_IMAGE}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="PASS per-pixel pseudo labels: threshold sweep and generation.")
 
     def shared() -> List[argparse.ArgumentParser]:
         parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument("--attention-scale", default="raw", choices=sorted(SCALE_NAMES),
+                            help="sweep: the attention as the model gives it (raw, PASS's) or standardised within each "
+                                 "image (per-image, as the label-free threshold reads it); generate reads the scale "
+                                 "from threshold.json")
         parent.add_argument("--foreground", default="attention", choices=["attention", "oracle"],
                             help="generate: background from the thresholded attention (the method) or, for a ceiling "
                                  "on a split with ground truth, from the true masks")
@@ -65,13 +71,16 @@ def run(args: argparse.Namespace) -> int:
     threshold = None
     if args.command == "generate" and args.foreground != "oracle":
         threshold = resolve_threshold(args.threshold, os.path.join(args.cluster_dir, THRESHOLD_FILE), args.background)
-    scale = threshold.scale if threshold else PER_IMAGE if args.command == "label-free" else RAW
+    if threshold:
+        scale = threshold.scale
+    else:
+        scale = PER_IMAGE if args.command == "label-free" else SCALE_NAMES[args.attention_scale]
     labeler = PixelLabeler(load_pixel_attention_model(args.pretrained), centroids, args.short_side, scale)
     log = runner.StageLog(f"pseudo labels {args.command}", args.cluster_dir)
     if args.command == "sweep":
         thresholds = resolve_thresholds(args.thresholds, lambda image: labeler(image)[1], split)
         chosen = sweep(lambda image: partial(apply_threshold, *labeler(image)), split, thresholds,
-                       len(centroids), args.out or args.cluster_dir)
+                       len(centroids), args.out or args.cluster_dir, attention_scale=scale)
         log.info(f"chosen threshold {chosen['threshold']:.3f}, background {chosen['background']} (validation mIoU "
                  f"{100 * chosen['mIoU']:.2f}) -> "
                  f"{os.path.join(args.out or args.cluster_dir, THRESHOLD_FILE)}")
