@@ -9,9 +9,9 @@ import tempfile
 import warnings
 from typing import Sequence
 
-# Runs in a separate interpreter without jittor: jittor's SIGCHLD handler ends any process whose child
-# dies by a signal, so the test process itself must not be the one that SIGKILLs the run. The run's whole process
-# group goes: a compiler it had started would otherwise outlive it (tests/test_ccguard.py covers that case).
+# Runs in a separate interpreter without jittor, whose SIGCHLD handler ends any process whose child dies by a
+# signal (tests/conftest.py also undoes it in pytest itself). The run's whole process group goes: a compiler it had
+# started would otherwise outlive it (tests/test_ccguard.py covers that case).
 KILL_AFTER_FILES = """
 import os, signal, subprocess, sys, time
 out, needed, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

@@ -70,6 +70,21 @@ def _scale_of(chosen: dict, path: str) -> str:
     return scale
 
 
+def _value_of(chosen: dict, path: str) -> float:
+    value, raw = chosen["threshold"], _scale_of(chosen, path) == RAW
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (raw and not 0.0 <= float(value) <= 1.0):
+        raise InputError(f"{path}: threshold must be a number{' in [0, 1]' if raw else ''}, got {value!r}")
+    return float(value)
+
+
+def _side_of(chosen: dict, path: str) -> str:
+    side = chosen.get("background", BELOW)
+    if side not in SIDES:
+        raise InputError(f"{path}: 'background' must be one of {SIDES}, got {side!r}")
+    return side
+
+
 def load_attention_scale(path: str) -> str:
     """How the threshold in this file reads the attention (`RAW` for files written before scales existed)."""
     return _scale_of(_read_threshold_file(path), path)
@@ -78,20 +93,12 @@ def load_attention_scale(path: str) -> str:
 def load_threshold(path: str) -> float:
     """The chosen background threshold stored by a sweep (a float, never truncated: in [0, 1] for the raw attention,
     any finite number for the per-image standardised one)."""
-    chosen = _read_threshold_file(path)
-    value, raw = chosen["threshold"], _scale_of(chosen, path) == RAW
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (raw and not 0.0 <= float(value) <= 1.0):
-        raise InputError(f"{path}: threshold must be a number{' in [0, 1]' if raw else ''}, got {value!r}")
-    return float(value)
+    return _value_of(_read_threshold_file(path), path)
 
 
 def load_background_side(path: str) -> str:
     """The side of the threshold a sweep found to be background ('below' for files written before it was swept)."""
-    side = _read_threshold_file(path).get("background", BELOW)
-    if side not in SIDES:
-        raise InputError(f"{path}: 'background' must be one of {SIDES}, got {side!r}")
-    return side
+    return _side_of(_read_threshold_file(path), path)
 
 
 class Threshold(NamedTuple):
@@ -111,8 +118,9 @@ def resolve_threshold(explicit: Optional[float], threshold_file: str,
     """The threshold to apply: an explicit --threshold (on the raw attention) wins over the file's."""
     if explicit is not None:
         return Threshold(float(explicit), explicit_side or BELOW, RAW, "--threshold")
-    return Threshold(load_threshold(threshold_file), explicit_side or load_background_side(threshold_file),
-                     load_attention_scale(threshold_file), threshold_file)
+    chosen = _read_threshold_file(threshold_file)
+    return Threshold(_value_of(chosen, threshold_file), explicit_side or _side_of(chosen, threshold_file),
+                     _scale_of(chosen, threshold_file), threshold_file)
 
 
 def describe_choice(path: str) -> str:
