@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import uss  # noqa: F401  (jittor environment first)
-from uss.data import layout
+from uss.data import class_balance, layout
 from uss.data.label_png import IGNORE, read_label_png, write_label_png
 from uss.data.label_dataset import (PseudoLabelDataset, PseudoLabelError, check_label_ids, paired_crop_flip,
                                     resize_nearest, training_pair)
@@ -175,6 +175,44 @@ def test_masked_cross_entropy_ignores_label_1000():
     assert none.item() == 0 and empty.item() == 0.0
 
 
+def test_class_weighted_cross_entropy_is_the_weighted_mean_of_the_pixel_terms():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2, 4, 3, 5))
+    labels = rng.integers(0, 4, size=(2, 3, 5))
+    labels[0, 0, :2] = IGNORE
+    weights = np.array([0.5, 2.0, 1.0, 3.0])
+    loss, count = masked_cross_entropy(jt.array(values.astype(np.float32)), jt.array(labels.astype(np.int32)),
+                                       class_weights=jt.array(weights.astype(np.float32)))
+    # float64 reference: PyTorch's cross_entropy(weight=w, ignore_index=1000) = sum w_y * nll / sum w_y
+    valid = labels != IGNORE
+    target = np.where(valid, labels, 0)
+    log_softmax = values - np.log(np.exp(values).sum(axis=1, keepdims=True))
+    nll = -np.take_along_axis(log_softmax, target[:, None], axis=1)[:, 0]
+    expected = (weights[target] * nll)[valid].sum() / weights[target][valid].sum()
+    assert count.item() == valid.sum()
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    unweighted, _ = masked_cross_entropy(jt.array(values.astype(np.float32)), jt.array(labels.astype(np.int32)))
+    assert unweighted.item() == pytest.approx(nll[valid].mean(), rel=1e-5)
+    assert abs(unweighted.item() - loss.item()) > 1e-3
+
+
+def test_median_frequency_weights_by_hand(tmp_path):
+    # Three 2 x 2 labels: id 1 in two images (3 of 8 pixels), id 2 in one (1 of 3 counted pixels: one ignored),
+    # background in all three (7 of 11); id 3 nowhere.
+    maps = {"n1/a.JPEG": [[0, 1], [1, 0]], "n1/b.JPEG": [[0, 0], [0, 1]], "n2/c.JPEG": [[2, 0], [0, IGNORE]]}
+    for name, ids in maps.items():
+        write_label_png(os.path.join(tmp_path, layout.label_name(name)), np.array(ids, np.int32))
+    counts = class_balance.label_frequencies(str(tmp_path), list(maps), num_classes=3)
+    np.testing.assert_array_equal(counts, [[7, 3, 1, 0], [11, 8, 3, 0]])
+    frequency = np.array([7 / 11, 3 / 8, 1 / 3])
+    median = np.median(frequency)  # 3 / 8
+    np.testing.assert_allclose(class_balance.class_weights(counts, "median-frequency"),
+                               [median / frequency[0], 1.0, median / frequency[2], 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(class_balance.class_weights(counts, "none"), [1, 1, 1, 1])
+    with pytest.raises(ValueError, match="unknown"):
+        class_balance.class_weights(counts, "inverse")
+
+
 # ----------------------------------------------------------------------------- (b) fine-tuning
 
 
@@ -217,6 +255,18 @@ def test_finetune_overfits_a_fixed_batch(workspace):
         losses.append(loss.item())
     assert count.item() > 0
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_finetune_weighs_classes_by_median_frequency(workspace, tmp_path, capsys):
+    # Each 32 x 32 label: a 16 x 16 square of its class, the top row ignored, background 1024 - 256 - 32 = 736
+    # pixels; every id is in 6 of the 18 images except background (all), so f = 736 / 992 and 256 / 992, median
+    # 256 / 992: background weighs 256 / 736, the classes 1.
+    argv = list(workspace["argv"])
+    argv[argv.index("--dump-path") + 1] = str(tmp_path / "weighted")
+    argv[argv.index("--epochs") + 1] = "1"
+    finetune.main(argv + ["--class-weights", "median-frequency"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if "class weights (median-frequency)" in line)
+    assert line.endswith(f"0: 74.2% -> {256 / 736:.2f}, 1: 8.6% -> 1.00, 2: 8.6% -> 1.00, 3: 8.6% -> 1.00"), line
 
 
 def test_pretrained_backbone_errors_name_the_file(workspace, tmp_path):

@@ -13,7 +13,7 @@ import argparse
 from typing import List, Optional
 
 from uss import options
-from uss.data import layout
+from uss.data import class_balance, layout
 from uss.data.label_dataset import PseudoLabelDataset
 from uss.data.split import ImageNetSSplit
 from uss.models.decode_heads import head_options
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--max-scale", type=float, default=1.0)
     data.add_argument("--label-scale", type=float, default=0.5,
                       help="labels are the crop downsampled by this factor (PASS: 0.5; 0.25 for ImageNet-S919)")
+    data.add_argument("--class-weights", default=class_balance.NONE, choices=class_balance.SCHEMES,
+                      help="per-class loss weights counted on the labels: none (PASS) or median-frequency "
+                      "(Eigen & Fergus 2015: median frequency / the class's frequency)")
     model = parser.add_argument_group("initialisation and decode head")
     model.add_argument("--pretrained", required=True,
                        help="checkpoint holding backbone.* (<pretrain dump>/checkpoint.safetensors, as PASS; "
@@ -61,7 +64,7 @@ def train(args: argparse.Namespace) -> str:
                                   num_workers=args.workers, check=not args.skip_bad_files)
 
     task = FinetuneTask(model, dataset, pretrained=args.pretrained, labels=args.pseudo_labels, arch=args.arch,
-                        head=args.head)
+                        head=args.head, class_weights=args.class_weights)
     return fit(task, options.training_run(args))
 
 
