@@ -19,11 +19,12 @@ if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   BACKBONE=(--width 0.25 --stem small)
   ATTENTION=(--nmb-crops 2 --size-crops 64 --min-scale-crops 0.2 --max-scale-crops 1
              --nmb-prototypes 50 --queue-length 0 --freeze-prototypes-niters 0 --batch-size 32 --temperature 0.5
-             --larc 0.001 --base-lr 6.0 --final-lr 0.006 --wd 1e-6 --workers 2 --seed 31
+             --larc 0.001 --base-lr 6.0 --final-lr 0.006 --wd 1e-6 --workers 0 --seed 31
              --crops-for-assign 0 1 --epsilon 0.05 --sinkhorn-iterations 3 --feat-dim 128 --warmup-epochs 0
              --blur-sigma 2.0 --color-strength 1.0 --momentum 0.9 --schedule cosine)
   R18=(--epochs 4 --hidden-mlp 128)
-  CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 2 --seed 31)
+  # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
+  CLUSTER=(--resize 64 --crop 64 --batch-size 50 --restarts 10 --iterations 50 --workers 0 --seed 31)
   # Departure from PASS (which thresholds the raw attention): the demo sweeps the attention standardised within each
   # image, as the label-free threshold reads it. On the demo run of docs/demo.md this took the per-pixel labels
   # from 14.55 / 11.30 to 17.03 / 14.18 val / test mIoU (F-measure 42 -> 54) and the PASS-baseline row from
@@ -69,7 +70,7 @@ for arch in $ARCHS; do
   if [ -f "$dir/cluster/threshold.json" ]; then
     echo "complete: $dir/cluster/threshold.json"
   else
-    "$PY" pseudo_labels.py "$THRESHOLD" --data "$TRAIN_DATA" \
+    run_python pseudo_labels.py "$THRESHOLD" --data "$TRAIN_DATA" \
         --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" "${SWEEP[@]}"
   fi
 done

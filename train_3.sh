@@ -39,7 +39,7 @@ stage "mask threshold ($THRESHOLD, $PROPOSER regions) -> $dir/mask_sweep/thresho
 if [ -f "$dir/mask_sweep/threshold.json" ]; then
   echo "complete: $dir/mask_sweep/threshold.json"
 else
-  "$PY" sam_refine.py "$THRESHOLD" "${COMMON[@]}"
+  run_python sam_refine.py "$THRESHOLD" "${COMMON[@]}"
 fi
 stage "mask pseudo labels for the training split -> $dir/pseudo_labels_mask"
 launch sam_refine.py generate "${COMMON[@]}" --out "$dir/pseudo_labels_mask" "${ALLOW_FAILURES[@]}" \

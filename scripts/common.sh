@@ -69,11 +69,25 @@ SAM_CHECKPOINT=${SAM_CHECKPOINT:-weights/sam_vit_b_01ec64.pth}
 SAM_TYPE=${SAM_TYPE:-vit_b}
 mkdir -p "$RUNS"
 
-# launch SCRIPT ARGS...: plain python for NGPU=1, else mpirun -np NGPU (jittor shards batches,
-# all-reduces gradients and synchronises BatchNorm across the ranks). A one-process stage that dies of a native
-# crash (SIGABRT, SIGBUS, SIGSEGV: exit status 134, 135, 139) is started once more, with a warning: every stage
-# resumes where it stopped. Seen rarely, in the first step after jittor compiled that step's kernels (once in the
-# UPerNet's first step of a demo run; the rerun passed); the cause is not traced (docs/pipeline.md, Jittor notes).
+# run_python SCRIPT ARGS...: "$PY" SCRIPT ARGS in this process, started once more, with a warning, when it dies of a
+# native crash (SIGABRT, SIGBUS, SIGSEGV: exit status 134, 135, 139): every stage resumes where it stopped. Seen
+# rarely, in the first step after jittor compiled that step's kernels (once in the UPerNet's first step of a demo
+# run; once in the mask labels' first test image); the rerun passed; the cause is not traced (docs/pipeline.md,
+# Jittor notes).
+run_python() {
+  local status=0 name=$1
+  [ "$1" = -m ] && name=$2
+  "$PY" "$@" || status=$?
+  case $status in
+    134|135|139)
+      echo "warning: $name died of a native crash (exit status $status); running it once more (it resumes)" >&2
+      "$PY" "$@" ;;
+    *) return $status ;;
+  esac
+}
+
+# launch SCRIPT ARGS...: run_python for NGPU=1, else mpirun -np NGPU (jittor shards batches, all-reduces gradients
+# and synchronises BatchNorm across the ranks).
 launch() {
   if [ "$NGPU" -gt 1 ]; then
     local flags=(-np "$NGPU")
@@ -82,14 +96,7 @@ launch() {
     mpirun "${flags[@]}" ${MPIRUN:-} "$PY" "$@"
     return
   fi
-  local status=0
-  "$PY" "$@" || status=$?
-  case $status in
-    134|135|139)
-      echo "warning: $1 died of a native crash (exit status $status); running it once more (it resumes)" >&2
-      "$PY" "$@" ;;
-    *) return $status ;;
-  esac
+  run_python "$@"
 }
 
 stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }

@@ -52,16 +52,16 @@ for source in "${ROWS[@]}"; do
       "$PY" -m uss.baselines --data "$DATA" --split $split --foreground "$RUNS/rows/labels/$split" \
           --train-foreground "$dir/pseudo_labels_pixel" --out "$row/$split"
     elif [ $source = label_free ]; then
-      [ -f "$dir/label_free/threshold.json" ] || "$PY" pseudo_labels.py label-free --data "$DATA" \
+      [ -f "$dir/label_free/threshold.json" ] || run_python pseudo_labels.py label-free --data "$DATA" \
           --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$dir/label_free" \
           "${LABELS[@]}"
-      "$PY" pseudo_labels.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
+      run_python pseudo_labels.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
           --cluster-dir "$dir/label_free" --centroids "$dir/cluster/centroids.npy" --out "$row/$split" "${LABELS[@]}"
     elif [ $source = mask ]; then
-      "$PY" sam_refine.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
+      run_python sam_refine.py generate --data "$DATA" --split $split --pretrained "$dir/pixel_attention/checkpoint.safetensors" \
           --cluster-dir "$dir/cluster" --sweep-dir "$dir/mask_sweep" --out "$row/$split" "${REGIONS[@]}" "${LABELS[@]}"
     else
-      "$PY" pseudo_labels.py generate --data "$DATA" --split $split --foreground $source \
+      run_python pseudo_labels.py generate --data "$DATA" --split $split --foreground $source \
           --pretrained "$dir/pixel_attention/checkpoint.safetensors" --cluster-dir "$dir/cluster" --out "$row/$split" \
           "${LABELS[@]}"
     fi

@@ -6,11 +6,11 @@ if [ $# -lt 2 ]; then echo "usage: bash scripts/predict_row.sh CHECKPOINT ROW_DI
 ckpt=$1 out=$2
 shift 2
 stage "predict + evaluate $ckpt -> $out"
-"$PY" -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split validation --out "$out/validation" \
+run_python -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split validation --out "$out/validation" \
     --match auto --result "$out/validation.json" --quiet "$@"
 if [ -d "$DATA/test-segmentation" ]; then
-  "$PY" -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split test --out "$out/test" \
+  run_python -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split test --out "$out/test" \
       --match "$out/validation/match.json" --result "$out/test.json" --quiet "$@"
 else
-  "$PY" -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split test --out "$out/test" --quiet "$@"
+  run_python -m uss.stages.inference --checkpoint "$ckpt" --data "$DATA" --split test --out "$out/test" --quiet "$@"
 fi

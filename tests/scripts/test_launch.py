@@ -1,9 +1,12 @@
-"""scripts/common.sh's launcher: a one-process stage that dies of a native crash is started once more (stages
-resume), any other failure stops the script with its own status, and the second crash stops it too; its CRF switch
+"""scripts/common.sh's launcher and run_python (the sweeps and label rows): a one-process stage that dies of a native
+crash is started once more (stages resume), any other failure stops the script with its own status, and the second
+crash stops it too; its CRF switch
 gives the label generators and test.py --crf as asked, and refuses anything else."""
 import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.helpers import ROOT
 
@@ -20,19 +23,20 @@ print("finished on run", count + 1)
 """
 
 
-def launch(tmp_path, crashes: int) -> subprocess.CompletedProcess:
+def launch(tmp_path, crashes: int, entry: str = "launch") -> subprocess.CompletedProcess:
     data = tmp_path / "toy"
     (data / "train").mkdir(parents=True, exist_ok=True)
     (data / "toy.json").write_text("{}")  # the demo preset, no dataset needed for the launcher
     script = tmp_path / "crash_once.py"
     script.write_text(CRASH_ONCE)
-    command = f'source scripts/common.sh; launch "{script}" "{tmp_path / "runs.txt"}" {crashes}'
+    command = f'source scripts/common.sh; {entry} "{script}" "{tmp_path / "runs.txt"}" {crashes}'
     env = {**os.environ, "DATA": str(data), "RUNS": str(tmp_path / "runs"), "PY": sys.executable}
     return subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_a_native_crash_is_run_once_more(tmp_path):
-    done = launch(tmp_path, crashes=1)
+@pytest.mark.parametrize("entry", ["launch", "run_python"])
+def test_a_native_crash_is_run_once_more(tmp_path, entry):
+    done = launch(tmp_path, crashes=1, entry=entry)
     assert done.returncode == 0, done.stderr
     assert "died of a native crash (exit status 134); running it once more" in done.stderr
     assert "finished on run 2" in done.stdout
