@@ -72,7 +72,8 @@ def images(tmp_path_factory):
 def test_the_pretraining_step_fits_a_fixed_batch(images, tmp_path):
     first, last = fixed_batch_losses(images, str(tmp_path / "step"), detach=False)
     assert first["swav"] == pytest.approx(math.log(PROTOTYPES), abs=0.02)  # random init: uniform codes
-    # Measured (seed 3, this data): SwAV 3.917 -> 3.166, deep-to-shallow 3.917 -> 3.278, pixel-to-pixel 0.008 -> -0.665.
+    # Measured (seed 3, this data, colour jitter 0.5): SwAV 3.909 -> 3.001, deep-to-shallow 3.912 -> 3.095,
+    # pixel-to-pixel 0.008 -> -0.637.
     assert last["swav"] < first["swav"] - 0.3, (first, last)
     assert last["d2s"] < first["d2s"] - 0.3, (first, last)
     assert last["p2p"] < first["p2p"] - 0.3, (first, last)
