@@ -14,6 +14,15 @@ def _encode_png(canvas: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def _put_title(canvas: np.ndarray, text: str, left: int, scale: float = 0.55) -> None:
+    """Draw a title at the top, its font shrunk until it fits the canvas width (long sweep titles were cut off)."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    room = canvas.shape[1] - left - 6
+    while scale > 0.3 and cv2.getTextSize(text, font, scale, 1)[0][0] > room:
+        scale -= 0.025
+    cv2.putText(canvas, text, (left, 24), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
 def line_chart(xs: Sequence[float], series: dict, title: str, xlabel: str, ylabel: str,
                mark_x: Optional[float] = None, size=(640, 420)) -> np.ndarray:
     """RGB image of one or more curves {name: ys} over xs, with an optional vertical marker."""
@@ -50,7 +59,7 @@ def line_chart(xs: Sequence[float], series: dict, title: str, xlabel: str, ylabe
     if mark_x is not None:
         px, _ = to_pixel(mark_x, y_low)
         cv2.line(canvas, (px, top), (px, height - bottom), (120, 120, 120), 1, cv2.LINE_AA)
-    cv2.putText(canvas, title, (left, 24), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    _put_title(canvas, title, left)
     cv2.putText(canvas, xlabel, (width // 2 - 40, height - 12), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(canvas, ylabel, (4, top - 8), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
@@ -66,7 +75,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, size=(
     width, height = size
     canvas = np.full((height, width, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(canvas, title, (10, 24), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    _put_title(canvas, title, 10)
     top, left, right = 40, 150, 60
     row = max(8, (height - top - 10) // max(1, len(values)))
     for index, (label, value) in enumerate(zip(labels, values)):
