@@ -23,12 +23,12 @@ if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
   # channels: with the small stem C2 has stride 1, and 512 channels there would cost 250x the backbone.
   UPERNET_ARCH=r18
   PROPOSER=${PROPOSER:-superpixel}
+  # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
   FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 4 --batch-size 16
             --crop-size 64 --min-scale 0.3 --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 0
             --seed 31 --pool-scales 1 2 3 6 --head-dropout 0.1 --classifier-init normal --max-scale 1.0 --larc 0 --momentum 0.9
             --schedule cosine --warmup-epochs 0)
   TEST=(--short-side 64 --max-pixels 1000000)
-  # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
   TEST_SPLIT=test
   if [ "$PRESET" = small ]; then
     FINETUNE+=(--epochs 13)  # about the demo's 250 steps at 300 images (19 per epoch at batch 16)

@@ -17,11 +17,11 @@ case "$LABEL_KIND" in pixel) ROW=pass_baseline ;; mask) ROW=mask_labels ;; true)
 if [ "$PRESET" = demo ]; then
   # The demo backbone of train_1.sh; plain SGD with the N(0, 0.01) classifier (the default --classifier-init).
   LABELS=(--short-side 64)
+  # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
   FINETUNE=(--arch resnet18 --width 0.25 --stem small --head linear --epochs 4 --batch-size 32 --crop-size 64
             --min-scale 0.3 --label-scale 0.5 --base-lr 0.05 --final-lr 0.0005 --wd 1e-4 --workers 0 --seed 31
             --classifier-init normal --max-scale 1.0 --larc 0 --momentum 0.9 --schedule cosine --warmup-epochs 0)
   INFER=(--short-side 64 --max-pixels 1000000)
-  # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
 else
   # PASS's PyTorch recipe, ResNet-18 on ImageNet-S50: main:scripts/luss50_pass.sh (20 epochs, lr 0.6 -> 0.0006,
   # wd 1e-6, 8 GPUs x BATCH=32 = global batch 256, workers 8); LARC trust 0.001, clip off, from

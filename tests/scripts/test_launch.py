@@ -1,7 +1,6 @@
 """scripts/common.sh's launcher and run_python (the sweeps and label rows): a one-process stage that dies of a native
 crash is started once more (stages resume), any other failure stops the script with its own status, and the second
-crash stops it too; its CRF switch
-gives the label generators and test.py --crf as asked, and refuses anything else."""
+crash stops it too; its CRF switch gives the label generators and test.py --crf as asked, and refuses anything else."""
 import os
 import subprocess
 import sys
