@@ -2,9 +2,9 @@
 from typing import Optional, Tuple
 
 import jittor as jt
-from jittor import nn
 
 from uss.data.label_png import IGNORE
+from uss.models.resize import resize_bilinear
 
 __all__ = ["masked_cross_entropy", "segmentation_loss"]
 
@@ -38,6 +38,6 @@ def segmentation_loss(model: jt.nn.Module, images: jt.Var, labels: jt.Var,
     """Forward, upsample the logits bilinearly to the label size (as PASS) and apply the masked cross-entropy
     (weighted per class with `class_weights`). Returns (loss, counted pixels, predicted ids N x h x w)."""
     logits = model(images)
-    logits = nn.interpolate(logits, size=tuple(labels.shape[1:]), mode="bilinear", align_corners=False)
+    logits = resize_bilinear(logits, labels.shape[1:])
     loss, count = masked_cross_entropy(logits, labels, class_weights=class_weights)
     return loss, count, jt.argmax(logits.detach(), dim=1)[0]

@@ -20,6 +20,7 @@ import numpy as np
 from jittor import init, nn
 
 from uss.models.batchnorm import BatchNorm2d
+from uss.models.resize import resize_bilinear
 from uss.models.resnet import kaiming_init_convs
 
 __all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "PyramidPooling", "AdaptiveAvgPool2d",
@@ -181,13 +182,6 @@ class AdaptiveAvgPool2d(nn.Module):
         return cols.reshape(n, c, s, s).transpose(0, 1, 3, 2)
 
 
-def _resize(x: jt.Var, size: Sequence[int]) -> jt.Var:
-    """Bilinear resize (align_corners=False) to size (h, w); a no-op when already that size."""
-    if tuple(x.shape[2:]) == tuple(size):
-        return x
-    return nn.interpolate(x, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False)
-
-
 class PyramidPooling(nn.ModuleList):
     """PSPNet's pyramid pooling module (mmsegmentation's PPM): per scale s, adaptive average pooling to s x s and a
     1x1 conv-BN-ReLU to `channels`; returns the maps upsampled bilinearly to the input's size. Item i is
@@ -208,7 +202,7 @@ class PyramidPooling(nn.ModuleList):
     def execute(self, x: jt.Var) -> List[jt.Var]:
         """N x C x H x W -> one N x channels x H x W map per scale."""
         size = x.shape[2:]
-        return [_resize(p, size) for p in self.pooled(x)]
+        return [resize_bilinear(p, size) for p in self.pooled(x)]
 
 
 class UPerNetHead(DecodeHead):
@@ -248,10 +242,10 @@ class UPerNetHead(DecodeHead):
         laterals = [conv(features[i]) for i, conv in enumerate(self.lateral_convs)]
         laterals.append(self.psp_forward(features[-1]))
         for i in range(len(laterals) - 1, 0, -1):  # top-down: upsample and add
-            laterals[i - 1] = laterals[i - 1] + _resize(laterals[i], laterals[i - 1].shape[2:])
+            laterals[i - 1] = laterals[i - 1] + resize_bilinear(laterals[i], laterals[i - 1].shape[2:])
         outs = [conv(laterals[i]) for i, conv in enumerate(self.fpn_convs)] + [laterals[-1]]
         size = outs[0].shape[2:]
-        fused = self.fpn_bottleneck(jt.concat([outs[0]] + [_resize(o, size) for o in outs[1:]], dim=1))
+        fused = self.fpn_bottleneck(jt.concat([outs[0]] + [resize_bilinear(o, size) for o in outs[1:]], dim=1))
         return self.classify(fused)
 
 

@@ -9,6 +9,7 @@ from jittor import nn
 from uss.models.batchnorm import BatchNorm2d
 from uss.models.heads import ProjectionHead, Prototypes, default_hidden_dim
 from uss.models.multicrop import resolution_groups
+from uss.models.resize import resize_bilinear
 from uss.models.resnet import build_resnet, kaiming_init_convs
 
 __all__ = ["PixelAttention", "PixelAttentionModel", "upsample_features"]
@@ -16,7 +17,7 @@ __all__ = ["PixelAttention", "PixelAttentionModel", "upsample_features"]
 
 def upsample_features(c5: jt.Var, scale: int = 4) -> jt.Var:
     """Bilinear (align_corners=False) upsampling of a N x C x h x w map to N x C x (scale*h) x (scale*w)."""
-    return nn.interpolate(c5, size=(c5.shape[2] * scale, c5.shape[3] * scale), mode="bilinear", align_corners=False)
+    return resize_bilinear(c5, (c5.shape[2] * scale, c5.shape[3] * scale))
 
 
 class PixelAttention(nn.Module):
