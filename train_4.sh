@@ -19,19 +19,23 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 # ---- hyperparameters (all of them) ----------------------------------------------------------
 UPERNET_ARCH=r50
 if [ "$PRESET" = demo ] || [ "$PRESET" = small ]; then
-  # The demo's UPerNet sits on train_1's demo ResNet-18 (the only backbone the demo pretrains), with 32 inner
-  # channels: with the small stem C2 has stride 1, and 512 channels there would cost 250x the backbone.
+  # The demo's UPerNet sits on train_1's demo ResNet-18 (the only backbone the demo pretrains). Inner channels:
+  # mmsegmentation gives the head a quarter of C5's (512 of ResNet-50's 2048), 32 here; the demo takes 16 and
+  # spends what that saves on steps. With the small stem C2 has stride 1, so the head's full-resolution convs cost
+  # more than the backbone: a step takes 0.27 s at 16 channels, 0.48 s at 32. In the same minutes 16 channels for
+  # 8 epochs beat 32 for 4 on every row, and 12 epochs took the ceiling row from 53 to 63 (benchmarks/demo_regime.md,
+  # section 0); 10 epochs is what the 25-minute demo affords.
   UPERNET_ARCH=r18
   PROPOSER=${PROPOSER:-superpixel}
   # --workers 0 (in-process loading): on 2 cores loader processes cost more than they save (train_1.sh).
-  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 32 --epochs 4 --batch-size 16
+  FINETUNE=(--arch resnet18 --width 0.25 --stem small --head upernet --head-channels 16 --epochs 10 --batch-size 16
             --crop-size 64 --min-scale 0.3 --label-scale 0.5 --base-lr 0.02 --final-lr 0.0002 --wd 1e-4 --workers 0
             --seed 31 --pool-scales 1 2 3 6 --head-dropout 0.1 --classifier-init normal --max-scale 1.0 --larc 0 --momentum 0.9
             --schedule cosine --warmup-epochs 0)
   TEST=(--short-side 64 --max-pixels 1000000)
   TEST_SPLIT=test
   if [ "$PRESET" = small ]; then
-    FINETUNE+=(--epochs 13)  # about the demo's 250 steps at 300 images (19 per epoch at batch 16)
+    FINETUNE+=(--epochs 34)  # about the demo's 620 steps at 300 images (18 per epoch at batch 16)
   fi
 else
   PROPOSER=${PROPOSER:-sam}

@@ -40,7 +40,7 @@ stage "summary"
     --row "per-pixel pseudo labels on the fine-tuned backbone" "$OUT/rows/labels" \
     --row "the same with the label-free threshold" "$OUT/rows/labels_label_free" \
     --row "those labels' ids inside the true foreground" "$OUT/rows/labels_true_fg" \
-    --row "demo: final recipe, 4 epochs on the true train masks" "$RUNS/test_py_true_masks" \
+    --row "demo: final recipe (train_4.sh) on the true train masks" "$RUNS/test_py_true_masks" \
     --row "1x1 head, $EPOCHS epochs on the true train masks" "$OUT/rows/linear_true_masks"
 for run in "$RUNS" "$OUT"; do
   echo "$run/r18: attention-pooled k-means NMI $("$PY" -c "import json,sys; print(round(json.load(open(sys.argv[1]))['nmi'], 3))" \
