@@ -20,7 +20,7 @@ import numpy as np
 from jittor import init, nn
 
 from uss.models.batchnorm import BatchNorm2d
-from uss.models.resize import resize_bilinear
+from uss.models.resize import resample_separable, resize_bilinear
 from uss.models.resnet import kaiming_init_convs
 
 __all__ = ["DecodeHead", "LinearHead", "UPerNetHead", "ConvBNReLU", "PyramidPooling", "AdaptiveAvgPool2d",
@@ -171,15 +171,11 @@ class AdaptiveAvgPool2d(nn.Module):
 
     def execute(self, x: jt.Var) -> jt.Var:
         """N x C x H x W -> N x C x s x s."""
-        n, c, h, w = x.shape
         s = self.output_size
         if s == 1:
             return x.mean(dims=(2, 3), keepdims=True)
-        across = jt.array(adaptive_pool_matrix(s, w).T)  # W x s
-        down = jt.array(adaptive_pool_matrix(s, h).T)  # H x s
-        rows = jt.matmul(x.reshape(n * c * h, w), across).reshape(n * c, h, s)  # pooled along W
-        cols = jt.matmul(rows.transpose(0, 2, 1).reshape(n * c * s, h), down)  # (n c s_w) x s_h
-        return cols.reshape(n, c, s, s).transpose(0, 1, 3, 2)
+        h, w = x.shape[2:]
+        return resample_separable(x, adaptive_pool_matrix(s, w).T, adaptive_pool_matrix(s, h).T)
 
 
 class PyramidPooling(nn.ModuleList):
