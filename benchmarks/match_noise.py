@@ -39,11 +39,10 @@ def miou(stats: Sequence[ImageStats], match: Mapping[int, int], num_classes: int
     return 100.0 * float(accumulator.result()["mIoU"])
 
 
-def resampled(val: Sequence[ImageStats], test: Sequence[ImageStats], num_classes: int, size: int, replace: bool,
-              draws: int, rng: np.random.Generator) -> Dict[str, float]:
+def resampled(val: Sequence[ImageStats], test: Sequence[ImageStats], own: Mapping[int, int], num_classes: int,
+              size: int, replace: bool, draws: int, rng: np.random.Generator) -> Dict[str, float]:
     """Test mIoU under matches computed on `draws` resamples of `size` validation images: mean, sd, 5th and 95th
-    percentiles, and the mean number of ids mapped otherwise than by the full validation set's match."""
-    own = match_from_stats(val, num_classes)
+    percentiles, and the mean number of ids mapped otherwise than by `own`, the full validation set's match."""
     scores, moved = [], []
     for _ in range(draws):
         match = match_from_stats([val[i] for i in rng.choice(len(val), size, replace=replace)], num_classes)
@@ -64,13 +63,14 @@ def main() -> None:
     num_classes = len(load_categories(args.data))
     for pred in args.pred:
         val, test = split_stats(args.data, pred, "validation"), split_stats(args.data, pred, "test")
-        print(f"{pred}: test mIoU {miou(test, match_from_stats(val, num_classes), num_classes):.2f} under its "
+        own = match_from_stats(val, num_classes)
+        print(f"{pred}: test mIoU {miou(test, own, num_classes):.2f} under its "
               f"validation match, {miou(test, match_from_stats(test, num_classes), num_classes):.2f} under a match "
               f"on test itself")
         rng = np.random.default_rng(args.seed)
         for label, size, replace in [(f"bootstraps of the {len(val)} validation images", len(val), True),
                                      (f"halves ({len(val) // 2} images without replacement)", len(val) // 2, False)]:
-            r = resampled(val, test, num_classes, size, replace, args.draws, rng)
+            r = resampled(val, test, own, num_classes, size, replace, args.draws, rng)
             print(f"  matches on {label}: test mIoU {r['mean']:.2f} +- {r['sd']:.2f} (5-95 %: {r['p5']:.2f} .. "
                   f"{r['p95']:.2f}), {r['ids moved']:.1f} of {num_classes} ids mapped otherwise")
 
